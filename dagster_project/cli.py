@@ -1,0 +1,45 @@
+"""`sendwise` command line. Each command lives in its concern's `cli` module, imported only when used.
+
+A command module exposes `configure(parser)` (adds its arguments) and `run(args) -> int`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# command name -> (module, one-line help). Modules must be cheap to import (heavy imports in run()).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "warehouse": ("dagster_project.warehouse.cli", "start|stop|status|url of the embedded warehouse"),
+    "generate": ("dagster_project.synthetic.cli", "generate (or extend) the synthetic source world"),
+    "demo": ("dagster_project.automation.demo", "run the whole pipeline end to end on the default world"),
+    "sync": ("dagster_project.activation.cli", "push segments and send times to the ESP"),
+    "esp": ("dagster_project.activation.esp_cli", "inspect or serve the local ESP sandbox"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sendwise", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        command_parser = sub.add_parser(name, help=help_text)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name and module_name.startswith(error.name):
+                sub._name_parser_map.pop(name)  # not built yet in this checkout
+                continue
+            raise
+        module.configure(command_parser)
+        command_parser.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args._run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""The embedded warehouse: a PostgreSQL server that Sendwise runs itself under `.sendwise/pg`.
+
+Uses the PostgreSQL binaries bundled in the `pgserver` wheel. The server listens on a Unix socket
+inside its data folder only (no TCP port to collide with). Starting is idempotent and safe across
+processes: a second process finds the running server through `postmaster.pid` and reuses it; a stale
+pid file or socket left by a crash is detected and replaced by the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg2
+
+log = logging.getLogger(__name__)
+# pgserver asks platformdirs for a runtime dir; without XDG_RUNTIME_DIR that warns on every use.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+
+# Settings for a single-user analytical workload on a small machine; applied once after initdb.
+_TUNING = {
+    "shared_buffers": "512MB",
+    "work_mem": "64MB",
+    "maintenance_work_mem": "256MB",
+    "max_wal_size": "4GB",
+    "synchronous_commit": "off",
+    "max_connections": "200",
+}
+_TUNED_MARKER = ".sendwise_tuned"
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    running: bool
+    pid: int | None
+    socket_dir: Path | None
+    data_dir: Path
+
+    def url(self, database: str) -> str:
+        if not self.running or self.socket_dir is None:
+            raise RuntimeError(f"embedded warehouse in {self.data_dir} is not running")
+        return socket_url(self.socket_dir, database)
+
+
+def socket_url(socket_dir: Path, database: str, user: str = "postgres") -> str:
+    return f"postgresql://{user}@/{database}?host={quote(str(socket_dir), safe='/')}"
+
+
+def status(data_dir: Path) -> ServerStatus:
+    from pgserver.utils import PostmasterInfo
+
+    data_dir = data_dir.resolve()
+    info = PostmasterInfo.read_from_pgdata(data_dir) if data_dir.exists() else None
+    if info is None or info.status != "ready" or not _alive(info.pid):
+        return ServerStatus(False, None, None, data_dir)
+    return ServerStatus(True, info.pid, info.socket_dir, data_dir)
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def start(data_dir: Path) -> ServerStatus:
+    """Start the server if it is not running (initialising the data folder the first time)."""
+    from pgserver.postgres_server import PostgresServer
+
+    data_dir = data_dir.resolve()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    current = status(data_dir)
+    if current.running:
+        return current
+    # cleanup_mode=None: the server outlives this process, so the CLI, Dagster and tests share it.
+    data_dir.mkdir(exist_ok=True)
+    # No live server owns this folder (checked above), so lock files are leftovers of a crash; a
+    # killed postmaster can linger as a zombie whose pid would make postgres refuse to start.
+    for leftover in ("postmaster.pid", ".s.PGSQL.5432.lock", ".s.PGSQL.5432"):
+        (data_dir / leftover).unlink(missing_ok=True)
+    PostgresServer._instances.pop(data_dir, None)  # a handle cached by this process may be stale
+    PostgresServer(data_dir, cleanup_mode=None)
+    if not (data_dir / _TUNED_MARKER).exists():
+        _tune(data_dir)
+    return status(data_dir)
+
+
+def stop(data_dir: Path) -> bool:
+    """Stop the server; returns False when it was not running."""
+    current = status(data_dir)
+    if not current.running:
+        return False
+    from pgserver._commands import pg_ctl
+
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=current.data_dir, user=_system_user())
+    return True
+
+
+def ensure_database(server_url: str, database: str) -> None:
+    """Create `database` on the server behind `server_url` if it does not exist."""
+    conn = psycopg2.connect(server_url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("select 1 from pg_database where datname = %s", (database,))
+            if cur.fetchone() is None:
+                cur.execute(f'create database "{database}"')
+    finally:
+        conn.close()
+
+
+def _system_user() -> str | None:
+    # pgserver runs postgres as the OS user `pgserver` when we are root (postgres refuses root).
+    return "pgserver" if os.geteuid() == 0 else None
+
+
+def _tune(data_dir: Path) -> None:
+    from pgserver._commands import pg_ctl
+
+    url = status(data_dir).url("postgres")
+    conn = psycopg2.connect(url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            for name, value in _TUNING.items():
+                cur.execute(f"alter system set {name} = %s", (value,))
+    finally:
+        conn.close()
+    try:
+        pg_ctl(["-w", "-m", "fast", "restart", "-l", str(data_dir / "log")], pgdata=data_dir,
+               user=_system_user(), timeout=30)
+    except subprocess.CalledProcessError:
+        log.warning("embedded warehouse restart after tuning failed; see %s", data_dir / "log")
+        raise
+    (data_dir / _TUNED_MARKER).write_text("tuned\n")

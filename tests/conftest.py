@@ -1,0 +1,71 @@
+"""Shared fixtures: a real PostgreSQL server for the whole test session, a fresh database per test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A PostgreSQL server started for this test session (URL of its `postgres` database).
+
+    Uses TEST_POSTGRES_URL when given (an existing server the tests may create databases on).
+    """
+    if os.environ.get("TEST_POSTGRES_URL"):
+        yield os.environ["TEST_POSTGRES_URL"]
+        return
+    from dagster_project.warehouse import embedded
+
+    # Short path: the Unix socket lives in the data folder and socket paths are limited to 107 bytes.
+    root = Path(tempfile.mkdtemp(prefix="sw-test-", dir="/tmp"))
+    data_dir = root / "pg"
+    server = embedded.start(data_dir)
+    try:
+        yield server.url("postgres")
+    finally:
+        embedded.stop(data_dir)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _fresh_database(server_url: str, prefix: str) -> str:
+    from dagster_project.warehouse import connection, embedded
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    embedded.ensure_database(server_url, name)
+    return connection.with_database(server_url, name)
+
+
+@pytest.fixture
+def warehouse_url(pg_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """A fresh, empty warehouse database with Sendwise's schemas; WAREHOUSE_URL points at it."""
+    from dagster_project.warehouse import connection
+
+    url = _fresh_database(pg_server, "wh")
+    connection.ensure_schemas(url)
+    monkeypatch.setenv("WAREHOUSE_URL", url)
+    monkeypatch.setenv("SENDWISE_HOME", str(tmp_path / "home"))
+    return url
+
+
+@pytest.fixture
+def shop_url(pg_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh, empty database standing in for the shop's OLTP database; SHOP_URL points at it."""
+    url = _fresh_database(pg_server, "shop")
+    monkeypatch.setenv("SHOP_URL", url)
+    return url
+
+
+@pytest.fixture
+def fresh_database(pg_server: str):
+    """A factory of fresh empty databases on the test server."""
+    return lambda prefix="db": _fresh_database(pg_server, prefix)
