@@ -14,6 +14,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "warehouse": ("dagster_project.warehouse.cli", "start|stop|status|url of the embedded warehouse"),
     "generate": ("dagster_project.synthetic.cli", "generate (or extend) the synthetic source world"),
     "demo": ("dagster_project.automation.demo", "run the whole pipeline end to end on the default world"),
+    "dev": ("dagster_project.automation.dev", "the Dagster UI on 127.0.0.1:3000"),
+    "docs": ("dagster_project.dbt.cli", "build the dbt docs (offline)"),
     "sync": ("dagster_project.activation.cli", "push segments and send times to the ESP"),
     "esp": ("dagster_project.activation.esp_cli", "inspect or serve the local ESP sandbox"),
 }

@@ -1,0 +1,30 @@
+"""`sendwise dev`: the Dagster UI on 127.0.0.1:3000 over the embedded warehouse."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=3000)
+    parser.add_argument("--host", default="127.0.0.1")
+
+
+def run(args: argparse.Namespace) -> int:
+    from dagster_project.automation.instance import ensure_dagster_home
+    from dagster_project.dbt.project import prepare_manifest
+    from dagster_project.settings import PROJECT_ROOT, get_settings
+    from dagster_project.warehouse import connection
+
+    settings = get_settings()
+    ensure_dagster_home(settings)
+    url = connection.warehouse_url(settings)
+    connection.ensure_schemas(url)
+    prepare_manifest()
+    print(f"warehouse: {url}\nDagster UI: http://{args.host}:{args.port}", file=sys.stderr, flush=True)
+    dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
+    os.chdir(PROJECT_ROOT)
+    os.execv(dagster, [dagster, "dev", "-w", "workspace.yaml", "-h", args.host, "-p", str(args.port)])
+    return 0
