@@ -14,7 +14,7 @@ EVENT_ASSET_KEY = dg.AssetKey(["raw", "web_events"])
     monitored_jobs=[ingest_events_job],
     request_job=build_everything_job,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="When a day of events has loaded, refresh the shop/CRM extracts, dbt, checks, ML and ESP sync.",
+    description="After a day of events loads: refresh shop/CRM extracts, dbt, checks, ML and ESP sync.",
 )
 def build_after_event_load(context: dg.RunStatusSensorContext):
     return dg.RunRequest(run_key=f"after-{context.dagster_run.run_id}")
