@@ -30,6 +30,8 @@ class Settings:
     esp_api_key: str | None
     esp_list_id: str | None
     esp_base_url: str | None
+    esp_specs_dir: Path = PROJECT_ROOT.parent / "shared" / "esp-specs"
+    """Read-only OpenAPI specs of the ESPs (never copied into the repo); `ESP_SPECS_DIR` overrides."""
     events_start: str = "2025-01-01"
     """First day (YYYY-MM-DD) of the daily partitions of the web and ESP event assets."""
 
@@ -65,5 +67,6 @@ def get_settings() -> Settings:
         esp_api_key=os.environ.get("ESP_API_KEY") or None,
         esp_list_id=os.environ.get("ESP_LIST_ID") or None,
         esp_base_url=os.environ.get("ESP_BASE_URL") or None,
+        esp_specs_dir=Path(os.environ.get("ESP_SPECS_DIR") or PROJECT_ROOT.parent / "shared" / "esp-specs"),
         events_start=os.environ.get("SENDWISE_EVENTS_START") or "2025-01-01",
     )
