@@ -34,6 +34,12 @@ class Settings:
     """Read-only OpenAPI specs of the ESPs (never copied into the repo); `ESP_SPECS_DIR` overrides."""
     events_start: str = "2025-01-01"
     """First day (YYYY-MM-DD) of the daily partitions of the web and ESP event assets."""
+    quality_max_shrink: float | None = None
+    """Data quality: overrides every suite's allowed row-count shrink vs the previous run (0..1)."""
+    quality_max_quarantine_share: float | None = None
+    """Data quality: overrides every suite's allowed share of quarantined rows per stream (0..1)."""
+    freshness_reference: str = "data"
+    """Freshness checks measure against: `data` (newest event across feeds), `now`, or an ISO time."""
 
     @property
     def pg_dir(self) -> Path:
@@ -69,4 +75,11 @@ def get_settings() -> Settings:
         esp_base_url=os.environ.get("ESP_BASE_URL") or None,
         esp_specs_dir=Path(os.environ.get("ESP_SPECS_DIR") or PROJECT_ROOT.parent / "shared" / "esp-specs"),
         events_start=os.environ.get("SENDWISE_EVENTS_START") or "2025-01-01",
+        quality_max_shrink=_optional_float(os.environ.get("SENDWISE_QUALITY_MAX_SHRINK")),
+        quality_max_quarantine_share=_optional_float(os.environ.get("SENDWISE_QUALITY_MAX_QUARANTINE_SHARE")),
+        freshness_reference=os.environ.get("SENDWISE_FRESHNESS_REFERENCE") or "data",
     )
+
+
+def _optional_float(value: str | None) -> float | None:
+    return float(value) if value else None
