@@ -1,0 +1,599 @@
+"""Loading into the raw layer: DDL, binary COPY, quarantine, high-water marks, one transaction per load.
+
+Each load runs in a single transaction: rows are COPYed (into a staging table for upserts, or straight
+into the raw table after deleting the partition for daily event files), bad records go to
+ops.quarantine, then ops.load_state and ops.load_log are written, then it commits. A failure anywhere
+rolls all of it back, so the previous state stays and the next run resumes from the same mark; the
+failure itself is logged in ops.load_log in a separate transaction.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg import sql
+from psycopg.types.json import set_json_dumps
+
+from dagster_project.ingestion import parsers
+from dagster_project.ingestion.sources import (
+    ESP_EVENTS_DIR,
+    SHOP_TABLES,
+    WEB_EVENTS_DIR,
+    ShopTable,
+    copy_shop_changes,
+    crm_export_dates,
+    crm_export_pages,
+    event_file,
+    file_fingerprint,
+    read_shop_changes,
+)
+from dagster_project.warehouse import connection
+
+# psycopg's binary type names for the contract's SQL types.
+BINARY_TYPES = {
+    "bigint": "int8",
+    "integer": "int4",
+    "text": "text",
+    "boolean": "bool",
+    "timestamptz": "timestamptz",
+    "jsonb": "jsonb",
+    "date": "date",
+}
+
+
+def binary_type(pg_type: str) -> str:
+    return "numeric" if pg_type.startswith("numeric") else BINARY_TYPES[pg_type]
+
+
+@dataclass(frozen=True)
+class EventStream:
+    """A daily file stream: one JSONL file per file date, replaced as a whole when reloaded."""
+
+    name: str
+    folder: Path
+    columns: tuple[tuple[str, str], ...]
+    to_row: Callable[[Any], tuple]
+
+    @property
+    def table(self) -> str:
+        return self.name
+
+
+WEB_EVENTS = EventStream(
+    "web_events",
+    WEB_EVENTS_DIR,
+    tuple(
+        zip(
+            parsers.WEB_EVENT_COLUMNS,
+            ("text",) * 5 + ("timestamptz",) * 2 + ("text",) * 2 + ("jsonb",) * 3,
+            strict=True,
+        )
+    ),
+    parsers.web_event_row,
+)
+ESP_EVENTS = EventStream(
+    "esp_events",
+    ESP_EVENTS_DIR,
+    tuple(
+        zip(
+            parsers.ESP_EVENT_COLUMNS,
+            ("text",) * 6 + ("timestamptz",) + ("text",) * 4,
+            strict=True,
+        )
+    ),
+    parsers.esp_event_row,
+)
+EVENT_STREAMS = {s.name: s for s in (WEB_EVENTS, ESP_EVENTS)}
+CRM_CONTACT_TYPES = ("text",) * 6 + ("boolean", "text", "timestamptz", "timestamptz")
+EVENT_FILE_COLUMNS = (("_file_date", "date"), ("_source_file", "text"), ("_batch_id", "text"))
+
+OPS_DDL = """
+create table if not exists ops.load_state (
+    stream text not null,
+    partition_key text not null default '',
+    high_water_mark text,
+    fingerprint text,
+    batch_id text,
+    updated_at timestamptz not null default now(),
+    primary key (stream, partition_key)
+);
+create table if not exists ops.load_log (
+    batch_id text primary key,
+    stream text not null,
+    partition_key text,
+    received bigint not null default 0,
+    loaded bigint not null default 0,
+    quarantined bigint not null default 0,
+    written bigint not null default 0,
+    high_water_mark text,
+    status text not null,
+    error text,
+    started_at timestamptz not null,
+    finished_at timestamptz not null
+);
+create table if not exists ops.quarantine (
+    stream text not null,
+    partition_key text,
+    source_location text not null,
+    record text,
+    reason text not null,
+    batch_id text not null,
+    quarantined_at timestamptz not null default now()
+);
+create index if not exists quarantine_stream_partition_idx on ops.quarantine (stream, partition_key);
+"""
+
+
+def raw_ddl() -> list[sql.Composable]:
+    statements: list[sql.Composable] = []
+    for table in SHOP_TABLES.values():
+        statements.append(
+            _create_table(
+                table.stream,
+                [(c.name, c.pg_type) for c in table.columns],
+                extra=[("_loaded_at", "timestamptz not null default now()"), ("_batch_id", "text")],
+                primary_key=table.primary_key,
+            )
+        )
+    statements.append(
+        _create_table(
+            "crm_contacts",
+            list(zip(parsers.CRM_CONTACT_COLUMNS, CRM_CONTACT_TYPES, strict=True)),
+            extra=[
+                ("_source_file", "text"),
+                ("_loaded_at", "timestamptz not null default now()"),
+                ("_batch_id", "text"),
+            ],
+            primary_key="contact_id",
+        )
+    )
+    for stream in EVENT_STREAMS.values():
+        statements.append(
+            _create_table(
+                stream.table,
+                list(stream.columns),
+                extra=[
+                    ("_file_date", "date not null"),
+                    ("_source_file", "text"),
+                    ("_loaded_at", "timestamptz not null default now()"),
+                    ("_batch_id", "text"),
+                ],
+            )
+        )
+        statements.append(
+            sql.SQL("create index if not exists {} on raw.{} (_file_date)").format(
+                sql.Identifier(f"{stream.table}_file_date_idx"), sql.Identifier(stream.table)
+            )
+        )
+    return statements
+
+
+def _create_table(
+    name: str, columns: list[tuple[str, str]], extra: list[tuple[str, str]], primary_key: str | None = None
+) -> sql.Composable:
+    definitions = [
+        sql.SQL("{} {}").format(sql.Identifier(column), sql.SQL(pg_type))
+        for column, pg_type in [*columns, *extra]
+    ]
+    if primary_key:
+        definitions.append(sql.SQL("primary key ({})").format(sql.Identifier(primary_key)))
+    return sql.SQL("create table if not exists raw.{} ({})").format(
+        sql.Identifier(name), sql.SQL(", ").join(definitions)
+    )
+
+
+def ensure_tables(conn: psycopg.Connection) -> None:
+    """Create the raw and ops tables if missing (serialised: assets may run in parallel)."""
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtext('sendwise.ingestion.ddl'))")
+        conn.execute("create schema if not exists raw")
+        conn.execute("create schema if not exists ops")
+        conn.execute(OPS_DDL)
+        for statement in raw_ddl():
+            conn.execute(statement)
+
+
+@contextmanager
+def connect(url: str) -> Iterator[psycopg.Connection]:
+    """An autocommit psycopg connection (each load opens its own transaction) dumping JSON with orjson."""
+    with psycopg.connect(connection.libpq_url(url), autocommit=True) as conn:
+        set_json_dumps(orjson.dumps, context=conn)
+        yield conn
+
+
+# --- bookkeeping -----------------------------------------------------------------------------
+
+
+@dataclass
+class LoadResult:
+    stream: str
+    batch_id: str
+    partition_key: str = ""
+    received: int = 0
+    loaded: int = 0
+    quarantined: int = 0
+    written: int = 0
+    """Raw rows inserted or changed (an older version or a duplicate within a batch is not written)."""
+    high_water_mark: str | None = None
+    status: str = "success"
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    finished_at: datetime | None = None
+    started_clock: float = field(default_factory=time.perf_counter)
+    duration_s: float = 0.0
+    source_files: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def finish(self) -> None:
+        self.finished_at = datetime.now(UTC)
+        self.duration_s = time.perf_counter() - self.started_clock
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.received / self.duration_s if self.duration_s > 0 else 0.0
+
+
+def new_batch_id(stream: str, partition_key: str = "") -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return "-".join(p for p in (stream, partition_key, stamp, uuid.uuid4().hex[:8]) if p)
+
+
+@dataclass(frozen=True)
+class LoadState:
+    high_water_mark: str | None = None
+    fingerprint: str | None = None
+
+
+def get_state(conn: psycopg.Connection, stream: str, partition_key: str = "") -> LoadState:
+    row = conn.execute(
+        "select high_water_mark, fingerprint from ops.load_state where stream = %s and partition_key = %s",
+        (stream, partition_key),
+    ).fetchone()
+    return LoadState(*row) if row else LoadState()
+
+
+def record_load(conn: psycopg.Connection, result: LoadResult, fingerprint: str | None = None) -> None:
+    """Move the high-water mark and log the load (inside the load's transaction)."""
+    result.finish()
+    if result.status == "success":
+        conn.execute(
+            """
+            insert into ops.load_state (stream, partition_key, high_water_mark, fingerprint, batch_id)
+            values (%s, %s, %s, %s, %s)
+            on conflict (stream, partition_key) do update set
+                high_water_mark = coalesce(excluded.high_water_mark, load_state.high_water_mark),
+                fingerprint = excluded.fingerprint, batch_id = excluded.batch_id, updated_at = now()
+            """,
+            (result.stream, result.partition_key, result.high_water_mark, fingerprint, result.batch_id),
+        )
+    _log(conn, result, error=None)
+
+
+def _log(conn: psycopg.Connection, result: LoadResult, error: str | None) -> None:
+    conn.execute(
+        """
+        insert into ops.load_log (batch_id, stream, partition_key, received, loaded, quarantined,
+            written, high_water_mark, status, error, started_at, finished_at)
+        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        """,
+        (
+            result.batch_id, result.stream, result.partition_key, result.received, result.loaded,
+            result.quarantined, result.written, result.high_water_mark, result.status, error,
+            result.started_at, result.finished_at or datetime.now(UTC),
+        ),
+    )  # fmt: skip
+
+
+@contextmanager
+def logged_failure(conn: psycopg.Connection, result: LoadResult) -> Iterator[None]:
+    """On an exception (after the load's transaction rolled back), log the failed load and re-raise."""
+    try:
+        yield
+    except BaseException as error:
+        result.finish()
+        result.status = "failed"
+        try:
+            with conn.transaction():
+                _log(conn, result, error=f"{type(error).__name__}: {error}"[:2_000])
+        except psycopg.Error:
+            pass  # the connection itself is gone; the original error matters more
+        raise
+
+
+def write_quarantine(
+    conn: psycopg.Connection, stream: str, partition_key: str, batch_id: str, rejections: parsers.Rejections
+) -> None:
+    if not rejections.items:
+        return
+    with conn.cursor().copy(
+        "copy ops.quarantine (stream, partition_key, source_location, record, reason, batch_id) from stdin"
+    ) as copy:
+        for item in rejections.items:
+            copy.write_row((stream, partition_key, item.location, item.record, item.reason, batch_id))
+
+
+def _copy_statement(table: sql.Composable, columns: list[str]) -> sql.Composable:
+    return sql.SQL("copy {} ({}) from stdin (format binary)").format(
+        table, sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+
+
+# --- daily event files -----------------------------------------------------------------------
+
+
+def load_event_partition(
+    conn: psycopg.Connection, stream: EventStream, source_dir: Path, day: str, force: bool = False
+) -> LoadResult:
+    """Replace the rows of file date `day` with the file's contents, in one transaction.
+
+    An unchanged file (same size and mtime as last loaded) is skipped unless `force`; a missing
+    file loads nothing and leaves what is there.
+    """
+    file_date = date.fromisoformat(day)
+    result = LoadResult(stream.name, new_batch_id(stream.name, day), partition_key=day)
+    path = event_file(source_dir, stream.folder, day)
+    relative = str(path.relative_to(source_dir))
+    with logged_failure(conn, result):
+        if not path.exists():
+            result.status = "missing"
+            result.notes.append(f"no file {relative}")
+            with conn.transaction():
+                record_load(conn, result)
+            return result
+        fingerprint = file_fingerprint(path)
+        if not force and get_state(conn, stream.name, day).fingerprint == fingerprint:
+            result.status = "unchanged"
+            result.notes.append(f"{relative} already loaded")
+            with conn.transaction():
+                record_load(conn, result)
+            return result
+        result.source_files.append(relative)
+        rejections = parsers.Rejections()
+        table = sql.Identifier("raw", stream.table)
+        columns = [*stream.columns, *EVENT_FILE_COLUMNS]
+        tail = (file_date, relative, result.batch_id)
+        with conn.transaction():
+            conn.execute(sql.SQL("delete from {} where _file_date = %s").format(table), (file_date,))
+            conn.execute(
+                "delete from ops.quarantine where stream = %s and partition_key = %s", (stream.name, day)
+            )
+            cursor = conn.cursor()
+            with cursor.copy(_copy_statement(table, [c for c, _ in columns])) as copy:
+                copy.set_types([binary_type(t) for _, t in columns])
+                write_row = copy.write_row
+                for row in parsers.read_jsonl(path, relative, stream.to_row, rejections):
+                    write_row(row + tail)
+            result.loaded = result.written = cursor.rowcount
+            result.quarantined = len(rejections)
+            result.received = result.loaded + result.quarantined
+            write_quarantine(conn, stream.name, day, result.batch_id, rejections)
+            result.high_water_mark = day
+            record_load(conn, result, fingerprint=fingerprint)
+            conn.execute(
+                """
+                insert into ops.load_state (stream, partition_key, high_water_mark, batch_id)
+                values (%s, '', %s, %s)
+                on conflict (stream, partition_key) do update set
+                    high_water_mark = greatest(load_state.high_water_mark, excluded.high_water_mark),
+                    batch_id = excluded.batch_id, updated_at = now()
+                """,
+                (stream.name, day, result.batch_id),
+            )
+    return result
+
+
+# --- upserted tables (shop, CRM) -------------------------------------------------------------
+
+
+def _create_staging(conn: psycopg.Connection, name: str, columns: list[tuple[str, str]]) -> sql.Identifier:
+    staging = sql.Identifier(name)
+    conn.execute(
+        sql.SQL("create temp table {} ({}) on commit drop").format(
+            staging,
+            sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in columns),
+        )
+    )
+    return staging
+
+
+def _upsert(
+    conn: psycopg.Connection,
+    staging: sql.Identifier,
+    target: str,
+    columns: list[str],
+    primary_key: str,
+    batch_columns: dict[str, str | None],
+    where: sql.Composable | None = None,
+) -> int:
+    """Newest version per key (by updated_at) from staging into raw.<target>; returns rows written."""
+    names = [*columns, *batch_columns]
+    query = sql.SQL(
+        """
+        insert into raw.{target} ({names})
+        select distinct on ({pk}) {columns}, {batch_values} from {staging}
+        where {where}
+        order by {pk}, updated_at desc
+        on conflict ({pk}) do update set {updates}, _loaded_at = now()
+        where raw.{target}.updated_at is null or raw.{target}.updated_at <= excluded.updated_at
+        """
+    ).format(
+        target=sql.Identifier(target),
+        names=sql.SQL(", ").join(map(sql.Identifier, names)),
+        pk=sql.Identifier(primary_key),
+        columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
+        batch_values=sql.SQL(", ").join(sql.Literal(v) for v in batch_columns.values()),
+        staging=staging,
+        where=where or sql.SQL("true"),
+        updates=sql.SQL(", ").join(
+            sql.SQL("{0} = excluded.{0}").format(sql.Identifier(n)) for n in names if n != primary_key
+        ),
+    )
+    return conn.execute(query).rowcount
+
+
+def load_shop_table(
+    conn: psycopg.Connection, shop_url: str, table: ShopTable, fast_path: bool = True
+) -> LoadResult:
+    """Rows of shop.<table> changed since the high-water mark (updated_at), upserted by primary key."""
+    result = LoadResult(table.stream, new_batch_id(table.stream))
+    location = f"shop.{table.name}"
+    with logged_failure(conn, result):
+        mark = get_state(conn, table.stream).high_water_mark
+        since = datetime.fromisoformat(mark) if mark else None
+        with conn.transaction():
+            columns = [(c.name, c.pg_type) for c in table.columns]
+            staging = _create_staging(conn, f"_staging_{table.stream}", columns)
+            if fast_path:
+                copy_shop_changes(shop_url, table, since, conn, f"_staging_{table.stream}")
+                result.received = _count(conn, staging)
+                result.quarantined = _quarantine_incomplete_shop_rows(conn, table, staging, result.batch_id)
+            else:
+                rejections = parsers.Rejections()
+                cursor = conn.cursor()
+                with cursor.copy(_copy_statement(staging, table.column_names)) as copy:
+                    copy.set_types([binary_type(c.pg_type) for c in table.columns])
+                    for record in read_shop_changes(shop_url, table, since):
+                        try:
+                            copy.write_row(parsers.shop_row(table, record))
+                        except parsers.RecordError as error:
+                            rejections.add(
+                                f"{location}:{table.primary_key}={record.get(table.primary_key)}",
+                                orjson.dumps(record, default=str),
+                                str(error),
+                            )
+                result.quarantined = len(rejections)
+                result.received = cursor.rowcount + result.quarantined
+                write_quarantine(conn, table.stream, "", result.batch_id, rejections)
+            result.loaded = result.received - result.quarantined
+            complete = sql.SQL("{} is not null and updated_at is not null").format(
+                sql.Identifier(table.primary_key)
+            )
+            result.written = _upsert(
+                conn, staging, table.stream, table.column_names, table.primary_key,
+                {"_batch_id": result.batch_id}, where=complete,
+            )  # fmt: skip
+            newest = conn.execute(sql.SQL("select max(updated_at) from {}").format(staging)).fetchone()[0]
+            result.high_water_mark = newest.isoformat() if newest else mark
+            record_load(conn, result)
+    return result
+
+
+def _count(conn: psycopg.Connection, table: sql.Composable) -> int:
+    return conn.execute(sql.SQL("select count(*) from {}").format(table)).fetchone()[0]
+
+
+def _quarantine_incomplete_shop_rows(
+    conn: psycopg.Connection, table: ShopTable, staging: sql.Identifier, batch_id: str
+) -> int:
+    """Rows the fast path copied without a primary key or updated_at go to quarantine."""
+    pk = sql.Identifier(table.primary_key)
+    return conn.execute(
+        sql.SQL(
+            """
+            insert into ops.quarantine (stream, partition_key, source_location, record, reason, batch_id)
+            select {stream}, '', {location} || coalesce(s.{pk}::text, 'null'), row_to_json(s)::text,
+                case when s.{pk} is null then {pk_reason} else 'missing required column ''updated_at''' end,
+                {batch_id}
+            from {staging} s
+            where s.{pk} is null or s.updated_at is null
+            """
+        ).format(
+            stream=sql.Literal(table.stream),
+            location=sql.Literal(f"shop.{table.name}:{table.primary_key}="),
+            pk=pk,
+            pk_reason=sql.Literal(f"missing required column '{table.primary_key}'"),
+            batch_id=sql.Literal(batch_id),
+            staging=staging,
+        )
+    ).rowcount
+
+
+def load_crm_contacts(conn: psycopg.Connection, source_dir: Path) -> LoadResult:
+    """CRM export folders newer than the high-water mark (export date), upserted by contact id.
+
+    Exports are applied in date order; within the batch the newest `updated_at` per contact wins.
+    An export whose page count does not match `total_pages` (still being written) stops the batch
+    before it, so it is picked up complete by a later run.
+    """
+    result = LoadResult("crm_contacts", new_batch_id("crm_contacts"))
+    with logged_failure(conn, result):
+        mark = get_state(conn, result.stream).high_water_mark
+        exports = [d for d in crm_export_dates(source_dir) if mark is None or d > mark]
+        rejections = parsers.Rejections()
+        columns = list(parsers.CRM_CONTACT_COLUMNS)
+        with conn.transaction():
+            staging = _create_staging(
+                conn, "_staging_crm_contacts",
+                [*zip(columns, CRM_CONTACT_TYPES, strict=True), ("_source_file", "text")],
+            )  # fmt: skip
+            cursor = conn.cursor()
+            loaded_through = mark
+            with cursor.copy(_copy_statement(staging, [*columns, "_source_file"])) as copy:
+                copy.set_types([binary_type(t) for t in (*CRM_CONTACT_TYPES, "text")])
+                for export_date in exports:
+                    pages = crm_export_pages(source_dir, export_date)
+                    export_rejections = parsers.Rejections()
+                    page_rows = []
+                    for page in pages:
+                        relative = str(page.relative_to(source_dir))
+                        rows, header = parsers.read_crm_page(page, relative, export_rejections)
+                        page_rows.append((relative, rows, header))
+                    expected = next((h.get("total_pages") for _, _, h in page_rows if h), None)
+                    if not pages or (isinstance(expected, int) and expected != len(pages)):
+                        result.notes.append(
+                            f"export {export_date} incomplete ({len(pages)} of {expected} pages): "
+                            "stopped before it"
+                        )
+                        break
+                    for relative, rows, _ in page_rows:
+                        for row in rows:
+                            copy.write_row((*row, relative))
+                        result.source_files.append(relative)
+                    rejections.items.extend(export_rejections.items)
+                    loaded_through = export_date
+            result.loaded = cursor.rowcount
+            result.quarantined = len(rejections)
+            result.received = result.loaded + result.quarantined
+            write_quarantine(conn, result.stream, "", result.batch_id, rejections)
+            result.written = _upsert(
+                conn, staging, "crm_contacts", [*columns, "_source_file"], "contact_id",
+                {"_batch_id": result.batch_id},
+            )  # fmt: skip
+            result.high_water_mark = loaded_through
+            record_load(conn, result)
+    return result
+
+
+# --- previews for asset metadata -------------------------------------------------------------
+
+
+def batch_preview(conn: psycopg.Connection, table: str, batch_ids: list[str], limit: int = 5) -> str:
+    """A markdown table of a few rows landed by these batches."""
+    cursor = conn.execute(
+        sql.SQL("select * from raw.{} where _batch_id = any(%s) limit %s").format(sql.Identifier(table)),
+        (batch_ids, limit),
+    )
+    names = [d.name for d in cursor.description or []]
+    rows = cursor.fetchall()
+    if not rows:
+        return "_no rows landed in this run_"
+    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    text = orjson.dumps(value).decode() if isinstance(value, (dict, list)) else str(value)
+    text = text.replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= 60 else text[:57] + "..."
