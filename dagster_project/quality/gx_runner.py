@@ -1,0 +1,441 @@
+"""Running a suite with Great Expectations (GX Core 1.x) against the warehouse.
+
+Imports GX (4-5 s), so only ever import this module inside a check body, never at definition load.
+
+Per process there is one GX context (ephemeral config, cached per folder) whose expectation suites and
+validation results live as files under `<home>/gx` and whose Data Docs site is `<home>/data_docs`.
+Every guarded table gets a Postgres data source, a table asset with a whole-table batch definition,
+an expectation suite built from `expectations/<suite>.yml`, a validation definition and a checkpoint.
+Quarantine checks validate a query asset over ops.load_log in the same checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import sqlalchemy as sa
+
+from dagster_project.quality import report, results
+from dagster_project.quality.suites import ExpectationSpec, SuiteSpec, load_suites
+from dagster_project.settings import Settings
+from dagster_project.warehouse import connection
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+import great_expectations as gx  # noqa: E402
+from great_expectations.core.run_identifier import RunIdentifier  # noqa: E402
+from great_expectations.data_context.types.base import (  # noqa: E402
+    DataContextConfig,
+    InMemoryStoreBackendDefaults,
+    ProgressBarsConfig,
+)
+from great_expectations.expectations.row_conditions import Column  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+SAMPLE_SIZE = 5
+_GX_SEVERITY = {"error": "critical", "warn": "warning"}
+_contexts: dict[tuple[Path, Path], Any] = {}
+
+
+@dataclass(frozen=True)
+class QualityPaths:
+    gx_root: Path
+    docs_dir: Path
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> QualityPaths:
+        return cls(gx_root=settings.home / "gx", docs_dir=settings.home / "data_docs")
+
+
+def get_context(paths: QualityPaths):
+    """The process's GX context for these folders (created once; cheap afterwards)."""
+    key = (paths.gx_root, paths.docs_dir)
+    if key not in _contexts:
+        _contexts[key] = _build_context(paths)
+    return _contexts[key]
+
+
+def _build_context(paths: QualityPaths):
+    def files(sub: str) -> dict[str, str]:
+        return {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(paths.gx_root / sub)}
+
+    defaults = InMemoryStoreBackendDefaults()
+    stores = dict(defaults.stores)
+    # Suites and results on disk (one file each, so concurrent check processes never clobber each
+    # other); data sources, validation definitions and checkpoints are rebuilt from YAML every run.
+    stores[defaults.expectations_store_name] = {
+        "class_name": "ExpectationsStore",
+        "store_backend": files("expectations"),
+    }
+    stores[defaults.validation_results_store_name] = {
+        "class_name": "ValidationResultsStore",
+        "store_backend": files("validations"),
+    }
+    config = DataContextConfig(
+        store_backend_defaults=defaults,
+        stores=stores,
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False),
+        data_docs_sites={
+            report.DOCS_SITE: {
+                "class_name": "SiteBuilder",
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(paths.docs_dir),
+                },
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            }
+        },
+    )
+    return gx.get_context(mode="ephemeral", project_config=config)
+
+
+def gx_connection_string(warehouse_url: str) -> str:
+    """SQLAlchemy URL GX accepts: socket-only URLs get a dummy host (the `host` query param wins)."""
+    url = connection.sqlalchemy_url(connection.libpq_url(warehouse_url))
+    parsed = urlparse(url)
+    if not parsed.hostname:
+        user = parsed.netloc.rstrip("@")
+        parsed = parsed._replace(netloc=f"{user}@localhost" if user else "localhost")
+    return parsed.geturl()
+
+
+def _data_source(context, warehouse_url: str):
+    """A data source per warehouse; the URL lives in an env var so it is never written anywhere."""
+    digest = hashlib.sha1(warehouse_url.encode()).hexdigest()[:10]
+    env_var = f"SENDWISE_GX_WAREHOUSE_{digest}"
+    os.environ[env_var] = gx_connection_string(warehouse_url)
+    name = f"warehouse_{digest}"
+    try:
+        return context.data_sources.get(name)
+    except (KeyError, ValueError):
+        return context.data_sources.add_postgres(name, connection_string="${" + env_var + "}")
+
+
+def _batch_definition(data_source, asset_name: str, make_asset):
+    with contextlib.suppress(LookupError):  # rebuilt every run so edits to the YAML apply
+        data_source.delete_asset(asset_name)
+    return make_asset().add_batch_definition_whole_table("whole_table")
+
+
+def build_expectation(spec: ExpectationSpec):
+    """The GX expectation object for one spec (row-count/freshness/quarantine take run-time params)."""
+    kwargs = dict(spec.kwargs)
+    if spec.kind == "row_count":
+        kwargs["min_value"] = {"$PARAMETER": "row_count_floor"}
+    elif spec.kind == "freshness":
+        kwargs["min_value"] = {"$PARAMETER": "freshness_floor"}
+    elif spec.kind == "quarantine_share":
+        kwargs["max_value"] = {"$PARAMETER": "max_quarantine_share"}
+    if spec.where:
+        kwargs["row_condition"] = Column(spec.where["column"]) == spec.where["equals"]
+    if spec.expect == "unexpected_rows":
+        cls = gx.expectations.UnexpectedRowsExpectation
+    else:
+        cls = getattr(gx.expectations, "Expect" + "".join(p.capitalize() for p in spec.expect.split("_")))
+    return cls(
+        **kwargs,
+        description=spec.description or None,
+        severity=_GX_SEVERITY[spec.severity],
+        meta={"check": spec.check, "severity": spec.severity},
+    )
+
+
+class SuiteValidator:
+    """Validates suites of one warehouse; holds the GX context and a SQLAlchemy engine."""
+
+    def __init__(self, warehouse_url: str, settings: Settings, paths: QualityPaths | None = None) -> None:
+        self.warehouse_url = warehouse_url
+        self.settings = settings
+        self.paths = paths or QualityPaths.from_settings(settings)
+        self.context = get_context(self.paths)
+        self.engine = connection.create_engine(warehouse_url)
+        results.ensure_tables(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def validate(self, spec: SuiteSpec, run_id: str, build_docs: bool = True) -> results.SuiteOutcome:
+        started = time.perf_counter()
+        validated_at = datetime.now(UTC)
+        if not self._table_exists(spec.schema, spec.table):
+            outcomes = [
+                _missing(e, f"table {spec.qualified_table} does not exist") for e in spec.expectations
+            ]
+            return self._finish(spec, run_id, validated_at, started, outcomes, None, None, build_docs)
+
+        parameters, notes = self._parameters(spec, run_id)
+        data_source = _data_source(self.context, self.warehouse_url)
+        main_specs = [e for e in spec.expectations if e.kind not in ("quarantine_share", "loads_balanced")]
+        quarantine_specs = [e for e in spec.expectations if e.kind in ("quarantine_share", "loads_balanced")]
+        definitions = [
+            self._validation_definition(
+                spec.name,
+                _batch_definition(
+                    data_source,
+                    spec.name,
+                    lambda: data_source.add_table_asset(
+                        spec.name, table_name=spec.table, schema_name=spec.schema
+                    ),
+                ),
+                main_specs,
+            )
+        ]
+        quarantine_note = self._quarantine_missing(spec) if quarantine_specs else None
+        if quarantine_specs and quarantine_note is None:
+            asset_name = f"{spec.name}__load_log"
+            definitions.append(
+                self._validation_definition(
+                    f"{spec.name}__quarantine",
+                    _batch_definition(
+                        data_source,
+                        asset_name,
+                        lambda: data_source.add_query_asset(
+                            asset_name, query=_load_log_query(spec.quarantine_stream)
+                        ),
+                    ),
+                    quarantine_specs,
+                )
+            )
+        checkpoint = self.context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=spec.name,
+                validation_definitions=definitions,
+                result_format={
+                    "result_format": "SUMMARY",
+                    "partial_unexpected_count": SAMPLE_SIZE,
+                    "unexpected_index_column_names": list(spec.key),
+                },
+            )
+        )
+        checkpoint_result = checkpoint.run(
+            expectation_parameters=parameters, run_id=RunIdentifier(run_name=run_id, run_time=validated_at)
+        )
+        by_check: dict[str, Any] = {}
+        identifiers = []
+        for identifier, validation in checkpoint_result.run_results.items():
+            identifiers.append(identifier)
+            for result in validation.results:
+                by_check[result.expectation_config.meta["check"]] = result
+        outcomes = []
+        for expectation in spec.expectations:
+            if expectation.check in by_check:
+                outcome = self._outcome(expectation, by_check[expectation.check], spec)
+            else:
+                outcome = _missing(expectation, quarantine_note or "not evaluated")
+                if quarantine_note:
+                    outcome.effective_severity = "warn"
+            if expectation.check in notes:
+                outcome.note = notes[expectation.check]
+            outcomes.append(outcome)
+        row_count = next(
+            (
+                int(o.observed_value)
+                for o in outcomes
+                if o.check == "row_count_vs_previous_run" and o.observed_value is not None
+            ),
+            None,
+        )
+        return self._finish(spec, run_id, validated_at, started, outcomes, row_count, identifiers, build_docs)
+
+    def _finish(self, spec, run_id, validated_at, started, outcomes, row_count, identifiers, build_docs):
+        page = (
+            report.build_data_docs(self.context, self.paths.docs_dir, identifiers)
+            if build_docs and identifiers
+            else None
+        )
+        outcome = results.SuiteOutcome(
+            suite=spec.name,
+            asset=spec.asset_path,
+            table=spec.qualified_table,
+            run_id=run_id,
+            validated_at=validated_at,
+            duration_seconds=time.perf_counter() - started,
+            outcomes=outcomes,
+            row_count=row_count,
+            data_docs_page=page,
+        )
+        accepted = None
+        if spec.max_shrink is not None and row_count is not None:
+            accepted = outcome.outcome("row_count_vs_previous_run").success
+        results.record(self.engine, outcome, accepted)
+        return outcome
+
+    def _validation_definition(self, name: str, batch_definition, specs: list[ExpectationSpec]):
+        suite = self.context.suites.add_or_update(
+            gx.ExpectationSuite(name=name, expectations=[build_expectation(e) for e in specs])
+        )
+        return self.context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=name, data=batch_definition, suite=suite)
+        )
+
+    def _parameters(self, spec: SuiteSpec, run_id: str) -> tuple[dict[str, Any], dict[str, str]]:
+        parameters: dict[str, Any] = {}
+        notes: dict[str, str] = {}
+        if spec.max_shrink is not None:
+            max_shrink = (
+                self.settings.quality_max_shrink
+                if self.settings.quality_max_shrink is not None
+                else spec.max_shrink
+            )
+            previous = results.previous_row_count(self.engine, spec.name, run_id)
+            parameters["row_count_floor"] = results.row_count_floor(previous, max_shrink)
+            notes["row_count_vs_previous_run"] = (
+                f"previous accepted count {previous}, may shrink by {max_shrink:.0%}"
+                if previous is not None
+                else "first run: no previous count"
+            )
+        if spec.freshness_column:
+            reference, how = self._freshness_reference()
+            parameters["freshness_floor"] = reference - timedelta(hours=spec.freshness_max_age_hours or 0)
+            notes["newest_event_is_fresh"] = f"reference time {reference.isoformat()} ({how})"
+        if spec.quarantine_stream:
+            override = self.settings.quality_max_quarantine_share
+            parameters["max_quarantine_share"] = (
+                override if override is not None else spec.quarantine_max_share
+            )
+        return parameters, notes
+
+    def _freshness_reference(self) -> tuple[datetime, str]:
+        setting = self.settings.freshness_reference
+        if setting == "now":
+            return datetime.now(UTC), "now"
+        if setting != "data":
+            return datetime.fromisoformat(setting), "SENDWISE_FRESHNESS_REFERENCE"
+        newest: list[datetime] = []
+        with self.engine.connect() as conn:
+            for other in load_suites():
+                if other.freshness_column and self._table_exists(other.schema, other.table):
+                    value = conn.execute(
+                        sa.text(f'select max("{other.freshness_column}") from {other.schema}."{other.table}"')
+                    ).scalar()
+                    if value is not None:
+                        newest.append(value)
+        if not newest:
+            return datetime.now(UTC), "now (no event data yet)"
+        return max(newest), "newest event across the guarded feeds"
+
+    def _table_exists(self, schema: str, table: str) -> bool:
+        with self.engine.connect() as conn:
+            return (
+                conn.execute(sa.text("select to_regclass(:name)"), {"name": f'{schema}."{table}"'}).scalar()
+                is not None
+            )
+
+    def _quarantine_missing(self, spec: SuiteSpec) -> str | None:
+        if not self._table_exists("ops", "load_log"):
+            return "ops.load_log does not exist: no load has been recorded"
+        with self.engine.connect() as conn:
+            loads = conn.execute(
+                sa.text("select count(*) from ops.load_log where stream = :stream"),
+                {"stream": spec.quarantine_stream},
+            ).scalar()
+        return None if loads else f"no loads recorded for stream {spec.quarantine_stream!r} in ops.load_log"
+
+    def _outcome(self, expectation: ExpectationSpec, result, spec: SuiteSpec) -> results.CheckOutcome:
+        body = result.result or {}
+        observed = body.get("observed_value")
+        unexpected_count = body.get("unexpected_count")
+        sample: list[dict[str, Any]] = []
+        if body.get("partial_unexpected_index_list"):
+            sample = [_plain(row) for row in body["partial_unexpected_index_list"][:SAMPLE_SIZE]]
+        elif body.get("partial_unexpected_list"):
+            sample = [{"value": _plain(v)} for v in body["partial_unexpected_list"][:SAMPLE_SIZE]]
+        if expectation.expect == "unexpected_rows":
+            unexpected_count = observed
+            if not result.success and observed:
+                sample = self._unexpected_rows_sample(expectation, spec)
+        if observed is None and unexpected_count is not None:
+            observed = f"{unexpected_count} of {body.get('element_count')} rows unexpected"
+        note = ""
+        info = result.exception_info or {}
+        if info.get("raised_exception"):
+            note = str(info.get("exception_message"))[:500]
+        return results.CheckOutcome(
+            check=expectation.check,
+            severity=expectation.severity,
+            expectation="expect_" + expectation.expect
+            if expectation.expect != "unexpected_rows"
+            else "unexpected_rows_expectation",
+            kwargs=_plain(result.expectation_config.kwargs),
+            success=bool(result.success),
+            observed_value=_plain(observed),
+            unexpected_count=unexpected_count,
+            unexpected_percent=body.get("unexpected_percent"),
+            sample=sample,
+            description=expectation.description,
+            note=note,
+        )
+
+    def _unexpected_rows_sample(self, expectation: ExpectationSpec, spec: SuiteSpec) -> list[dict[str, Any]]:
+        query = expectation.kwargs["unexpected_rows_query"].replace("{batch}", spec.qualified_table)
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.text(f"select * from ({query}) unexpected limit {SAMPLE_SIZE}")).mappings()
+            return [_plain(dict(r)) for r in rows]
+
+
+def _load_log_query(stream: str | None) -> str:
+    """Every load of a stream, with the quarantine share over the latest load of each partition."""
+    stream_literal = "'" + str(stream).replace("'", "''") + "'"
+    return (
+        "select batch_id, received, loaded + quarantined as accounted, loaded, quarantined, "
+        "(select coalesce(sum(latest.quarantined)::float8 / nullif(sum(latest.received), 0), 0) from "
+        '(select distinct on ("partition") received, quarantined from ops.load_log '
+        f'where stream = {stream_literal} order by "partition", finished_at desc nulls last) latest) '
+        f"as quarantine_share from ops.load_log where stream = {stream_literal}"
+    )
+
+
+def _missing(expectation: ExpectationSpec, note: str) -> results.CheckOutcome:
+    return results.CheckOutcome(
+        check=expectation.check,
+        severity=expectation.severity,
+        expectation="expect_" + expectation.expect,
+        kwargs=_plain(expectation.kwargs),
+        success=False,
+        description=expectation.description,
+        note=note,
+    )
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly copies of GX values (Decimals, datetimes, nested containers)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "to_json_dict"):
+        return value.to_json_dict()
+    return value if isinstance(value, str | int | float | bool | type(None)) else str(value)
+
+
+_validators: dict[tuple[str, Path], SuiteValidator] = {}
+
+
+def run_suite(spec: SuiteSpec, warehouse_url: str, run_id: str, settings: Settings) -> results.SuiteOutcome:
+    """Validate one suite, persist the result, refresh Data Docs and the offline summary."""
+    paths = QualityPaths.from_settings(settings)
+    key = (warehouse_url, paths.gx_root)
+    if key not in _validators:
+        _validators[key] = SuiteValidator(warehouse_url, settings, paths)
+    validator = _validators[key]
+    validator.settings = settings
+    outcome = validator.validate(spec, run_id)
+    with report.file_lock(paths.docs_dir / ".build.lock"):
+        report.write_offline_summary(validator.engine, paths.docs_dir)
+    return outcome

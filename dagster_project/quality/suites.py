@@ -1,0 +1,196 @@
+"""The data-quality suites as plain data, read from `expectations/*.yml` (cheap: no GX import).
+
+Each suite turns into one GX expectation suite (see gx_runner.py) and one Dagster asset check per
+expectation (see checks.py). The table-level checks that need state or other tables (row count vs
+the previous run, freshness, quarantine share) are declared in their own blocks and expanded here
+into `ExpectationSpec`s with `kind` set, so every check is described the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dagster_project.settings import PROJECT_ROOT
+
+EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
+SEVERITIES = ("error", "warn")
+_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+_RESERVED = {"check", "expect", "severity", "description", "where"}
+
+ROW_COUNT_CHECK = "row_count_vs_previous_run"
+FRESHNESS_CHECK = "newest_event_is_fresh"
+QUARANTINE_SHARE_CHECK = "quarantine_share"
+LOADS_BALANCED_CHECK = "loads_balanced"
+
+
+class SuiteDefinitionError(ValueError):
+    """A suite file that cannot be turned into checks (names the file and the problem)."""
+
+
+@dataclass(frozen=True)
+class ExpectationSpec:
+    check: str
+    """Dagster check name (unique per asset)."""
+    expect: str
+    """GX expectation in snake_case without `expect_` (e.g. column_values_to_be_unique)."""
+    severity: str
+    kwargs: dict[str, Any]
+    description: str = ""
+    where: dict[str, Any] | None = None
+    kind: str = "plain"
+    """plain | row_count | freshness | quarantine_share | loads_balanced."""
+
+    @property
+    def blocking(self) -> bool:
+        return self.severity == "error"
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    name: str
+    asset: tuple[str, ...]
+    schema: str
+    table: str
+    key: tuple[str, ...]
+    description: str
+    expectations: tuple[ExpectationSpec, ...]
+    max_shrink: float | None = None
+    freshness_column: str | None = None
+    freshness_max_age_hours: float | None = None
+    quarantine_stream: str | None = None
+    quarantine_max_share: float | None = None
+    source_file: Path = field(default=Path("."), compare=False)
+
+    @property
+    def qualified_table(self) -> str:
+        return f"{self.schema}.{self.table}"
+
+    @property
+    def asset_path(self) -> str:
+        return "/".join(self.asset)
+
+    def check(self, name: str) -> ExpectationSpec:
+        return next(e for e in self.expectations if e.check == name)
+
+
+def load_suites(folder: Path = EXPECTATIONS_DIR) -> tuple[SuiteSpec, ...]:
+    suites = tuple(load_suite(path) for path in sorted(folder.glob("*.yml")))
+    names = [s.name for s in suites]
+    duplicated = {n for n in names if names.count(n) > 1}
+    if duplicated:
+        raise SuiteDefinitionError(f"suite names used twice in {folder}: {sorted(duplicated)}")
+    return suites
+
+
+def load_suite(path: Path) -> SuiteSpec:
+    raw = yaml.safe_load(path.read_text())
+    try:
+        return _parse_suite(raw, path)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SuiteDefinitionError(f"{path}: {exc}") from exc
+
+
+def _parse_suite(raw: dict[str, Any], path: Path) -> SuiteSpec:
+    schema, _, table = raw["table"].partition(".")
+    if not table:
+        raise ValueError(f"table must be schema.table, got {raw['table']!r}")
+    expectations = [_parse_expectation(item) for item in raw.get("expectations", [])]
+    max_shrink = freshness_column = freshness_age = stream = max_share = None
+    if row_count := raw.get("row_count"):
+        max_shrink = float(row_count["max_shrink"])
+        expectations.append(
+            ExpectationSpec(
+                check=ROW_COUNT_CHECK,
+                expect="table_row_count_to_be_between",
+                severity=_severity(row_count),
+                kwargs={},
+                description=f"The table may shrink by at most {max_shrink:.0%} vs the last accepted run.",
+                kind="row_count",
+            )
+        )
+    if freshness := raw.get("freshness"):
+        freshness_column = freshness["column"]
+        freshness_age = float(freshness["max_age_hours"])
+        expectations.append(
+            ExpectationSpec(
+                check=FRESHNESS_CHECK,
+                expect="column_max_to_be_between",
+                severity=_severity(freshness),
+                kwargs={"column": freshness_column},
+                description=f"Newest {freshness_column} within {freshness_age:g} h of the reference time.",
+                kind="freshness",
+            )
+        )
+    if quarantine := raw.get("quarantine"):
+        stream = quarantine["stream"]
+        max_share = float(quarantine["max_share"])
+        severity = _severity(quarantine)
+        expectations += [
+            ExpectationSpec(
+                check=QUARANTINE_SHARE_CHECK,
+                expect="column_max_to_be_between",
+                severity=severity,
+                kwargs={"column": "quarantine_share"},
+                description=f"At most {max_share:.0%} of the received rows of {stream!r} quarantined.",
+                kind="quarantine_share",
+            ),
+            ExpectationSpec(
+                check=LOADS_BALANCED_CHECK,
+                expect="column_pair_values_to_be_equal",
+                severity=severity,
+                kwargs={"column_A": "received", "column_B": "accounted"},
+                description="Every load: loaded + quarantined = received (nothing silently dropped).",
+                kind="loads_balanced",
+            ),
+        ]
+    checks = [e.check for e in expectations]
+    for name in checks:
+        if checks.count(name) > 1:
+            raise ValueError(f"check name {name!r} used twice")
+    return SuiteSpec(
+        name=_valid_name(raw["suite"]),
+        asset=tuple(raw["asset"].split("/")),
+        schema=schema,
+        table=table,
+        key=tuple(raw.get("key", ())),
+        description=raw.get("description", ""),
+        expectations=tuple(expectations),
+        max_shrink=max_shrink,
+        freshness_column=freshness_column,
+        freshness_max_age_hours=freshness_age,
+        quarantine_stream=stream,
+        quarantine_max_share=max_share,
+        source_file=path,
+    )
+
+
+def _parse_expectation(item: dict[str, Any]) -> ExpectationSpec:
+    kwargs = {k: v for k, v in item.items() if k not in _RESERVED}
+    if item["expect"] == "unexpected_rows":
+        kwargs = {"unexpected_rows_query": " ".join(str(kwargs.pop("query")).split()), **kwargs}
+    return ExpectationSpec(
+        check=_valid_name(item["check"]),
+        expect=item["expect"],
+        severity=_severity(item),
+        kwargs=kwargs,
+        description=str(item.get("description", "")).strip(),
+        where=item.get("where"),
+    )
+
+
+def _severity(item: dict[str, Any]) -> str:
+    severity = item.get("severity", "error")
+    if severity not in SEVERITIES:
+        raise ValueError(f"severity must be one of {SEVERITIES}, got {severity!r}")
+    return severity
+
+
+def _valid_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise ValueError(f"{name!r} is not a valid name (letters, digits, underscores)")
+    return name
