@@ -1,0 +1,115 @@
+"""Typed configuration of the ML models (frozen dataclasses, so a config can be hashed into a version)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+DEFAULT_SEGMENT_FEATURES: tuple[str, ...] = (
+    "recency_days",
+    "frequency",
+    "monetary",
+    "avg_order_value",
+    "purchase_frequency",
+    "email_open_rate_90d",
+    "email_click_rate_90d",
+    "web_sessions_30d",
+    "days_since_registration",
+    "engagement_score",
+)
+# Heavy-tailed, non-negative features: log1p before scaling.
+DEFAULT_LOG_FEATURES: tuple[str, ...] = (
+    "recency_days",
+    "frequency",
+    "monetary",
+    "avg_order_value",
+    "purchase_frequency",
+    "web_sessions_30d",
+    "web_page_views_30d",
+    "avg_session_duration_seconds",
+    "days_since_registration",
+    "days_since_first_order",
+    "lifetime_value",
+    "email_sends_30d",
+    "email_sends_90d",
+    "email_unique_opens_30d",
+    "email_unique_opens_90d",
+    "email_unique_clicks_30d",
+    "email_unique_clicks_90d",
+    "active_days_30d",
+)
+
+
+@dataclass(frozen=True)
+class SegmentationConfig:
+    features: tuple[str, ...] = DEFAULT_SEGMENT_FEATURES
+    log_features: tuple[str, ...] = DEFAULT_LOG_FEATURES
+    pca_variance: float | None = 0.95
+    """Keep the principal components explaining this share of variance; None skips PCA."""
+    k_min: int = 4
+    """Fewer than four groups are too coarse to target differently; the evidence picks k above it."""
+    k_max: int = 10
+    selection_sample_size: int = 12_000
+    """Customers sampled to fit each candidate k."""
+    silhouette_sample_size: int = 3_000
+    stability_rounds: int = 2
+    """Pairs of subsamples per k; the stability is the mean ARI between the two fits of each pair."""
+    stability_subsample: float = 0.7
+    min_stability: float = 0.8
+    """k is chosen by silhouette among the k whose stability reaches this; else the most stable k."""
+    fit_sample_size: int = 200_000
+    """The final centroids are fitted on at most this many customers, then everyone is assigned."""
+    n_init: int = 3
+    max_match_distance: float = 1.5
+    """Hungarian matching to the previous run: pairs further apart (scaled units) get a new id."""
+    random_state: int = 42
+
+    def parameters(self) -> dict[str, Any]:
+        return _plain(asdict(self))
+
+
+@dataclass(frozen=True)
+class SendTimeConfig:
+    min_user_responses: int = 1
+    """Real opens/clicks a customer needs for a user-level prediction."""
+    min_level_responses: int = 30
+    """Responses a segment/time zone/the whole base needs before its distribution is used."""
+    user_prior_strength: float = 4.0
+    """Empirical-Bayes pseudo-responses pulling a customer toward the segment/time-zone prior."""
+    segment_prior_strength: float = 50.0
+    timezone_prior_strength: float = 200.0
+    delay_horizon_hours: int = 168
+    """Opens later than this after delivery are ignored (and bound the delay model)."""
+    hour_smoothing: float = 0.25
+    """Share of each response spread to each neighbouring hour (preferences are fuzzy by +/- 1 h)."""
+    day_sharing: float = 0.1
+    """Share of each response spread over the same local hour on the other six days."""
+    default_hour_of_week: int = 34
+    """Tuesday 10:00 local: the last resort when nothing has data."""
+    default_timezone: str = "UTC"
+
+    def parameters(self) -> dict[str, Any]:
+        return _plain(asdict(self))
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    test_days: int = 21
+    """Engagement in the last `test_days` before the data's as-of time is held out."""
+    few_opens_threshold: int = 5
+
+
+@dataclass(frozen=True)
+class MLConfig:
+    segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
+    send_time: SendTimeConfig = field(default_factory=SendTimeConfig)
+    backtest: BacktestConfig = field(default_factory=BacktestConfig)
+
+
+def _plain(value: Any) -> Any:
+    """Tuples -> lists so parameters serialise to JSON the same way every time."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value

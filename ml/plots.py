@@ -1,0 +1,57 @@
+"""Pictures for the Dagster UI, as PNG bytes (matplotlib's Agg backend, no display, no files)."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _png(figure: plt.Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def segment_centroid_chart(profiles: pd.DataFrame, features: list[str]) -> bytes:
+    """Heatmap of each segment's centroid, per feature, relative to the size-weighted average
+    (log scale for positive features so revenue and rates share one picture)."""
+    values = profiles[features].astype(float).to_numpy()
+    weights = profiles["size"].to_numpy(dtype=float)
+    logged = np.log1p(np.clip(values, 0, None))
+    average = np.average(logged, axis=0, weights=np.maximum(weights, 1e-9))
+    spread = np.where(logged.std(axis=0) > 1e-9, logged.std(axis=0), 1.0)
+    relative = (logged - average) / spread
+    labels = [f"{row.segment_id}: {row.segment_name} ({row.size:,})" for row in profiles.itertuples()]
+    figure, axis = plt.subplots(figsize=(1.0 + 0.8 * len(features), 0.9 + 0.5 * len(labels)))
+    limit = max(float(np.abs(relative).max()), 1e-9)
+    image = axis.imshow(relative, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    axis.set_xticks(range(len(features)), features, rotation=45, ha="right")
+    axis.set_yticks(range(len(labels)), labels)
+    for row in range(values.shape[0]):
+        for column in range(values.shape[1]):
+            axis.text(column, row, f"{values[row, column]:.3g}", ha="center", va="center", fontsize=7)
+    figure.colorbar(image, ax=axis, label="above / below average (std)")
+    axis.set_title("Segment centroids (original units)")
+    return _png(figure)
+
+
+def send_time_heatmap(hours_of_week: np.ndarray, title: str = "Best send hour (local)") -> bytes:
+    """Customers per local weekday x hour."""
+    counts = np.bincount(np.asarray(hours_of_week, dtype=np.int64), minlength=168)[:168].reshape(7, 24)
+    figure, axis = plt.subplots(figsize=(10, 3.2))
+    image = axis.imshow(counts, cmap="viridis", aspect="auto")
+    axis.set_yticks(range(7), WEEKDAYS)
+    axis.set_xticks(range(0, 24, 2), [f"{h:02d}" for h in range(0, 24, 2)])
+    axis.set_xlabel("local hour")
+    axis.set_title(title)
+    figure.colorbar(image, ax=axis, label="customers")
+    return _png(figure)

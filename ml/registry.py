@@ -1,0 +1,72 @@
+"""Model versions and the records of each run (the rows of ml.model_runs). No I/O: the Dagster layer
+writes these rows and the joblib artefacts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def data_fingerprint(*frames: pd.DataFrame) -> str:
+    """A short hash of the frames' contents (order-sensitive), to tell whether the inputs changed."""
+    digest = hashlib.sha256()
+    for frame in frames:
+        digest.update(",".join(map(str, frame.columns)).encode())
+        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def model_version(model: str, parameters: dict[str, Any], fingerprint: str, as_of: pd.Timestamp) -> str:
+    """Deterministic: the same parameters on the same data give the same version, so a re-run
+    overwrites its own rows instead of adding a new model."""
+    digest = hashlib.sha256(
+        json.dumps(
+            {"model": model, "parameters": parameters, "data": fingerprint}, sort_keys=True, default=str
+        ).encode()
+    ).hexdigest()[:10]
+    return f"{model}-{pd.Timestamp(as_of).strftime('%Y%m%d')}-{digest}"
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    model: str
+    version: str
+    parameters: dict[str, Any]
+    data_snapshot: dict[str, Any]
+    metrics: dict[str, Any]
+
+    def row(self) -> dict[str, str]:
+        """Column values for ml.model_runs, JSON columns already serialised."""
+        return {
+            "model": self.model,
+            "version": self.version,
+            "parameters": to_json(self.parameters),
+            "data_snapshot": to_json(self.data_snapshot),
+            "metrics": to_json(self.metrics),
+        }
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(_plain(value), sort_keys=True, allow_nan=False)
+
+
+def _plain(value: Any) -> Any:
+    """numpy/pandas scalars -> Python; NaN/inf -> None (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return [_plain(item) for item in value.tolist()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return value

@@ -1,0 +1,440 @@
+"""Per-customer best send hour of the week, learned from real engagement.
+
+Model: an observed/expected rate per local hour of the week. Observed = a customer's first real
+response (open or click; machine opens excluded) to each message, by local hour. Expected = where
+responses would fall if the customer had no hour preference at all: each delivery spreads one
+response over the following hours with the pooled delivery->response delay distribution, scaled to
+the customer's response count. O/E > 1 marks hours the customer chooses, not hours we happened to
+send at. Rates are shrunk (Poisson-Gamma empirical Bayes) toward the customer's segment, whose rate
+is shrunk toward the time zone's, which is shrunk toward everyone's; the fallback chain
+user -> segment -> timezone -> global -> default records which level each prediction rests on.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from ml.config import SendTimeConfig
+from ml.features import KEY
+
+HOURS_OF_WEEK = 168
+RESPONSE_TYPES = ("open", "click")
+LEVELS = ("user", "segment", "timezone", "global", "default")
+UNKNOWN = "(unknown)"
+_QUARTER_NS = 15 * 60 * 10**9
+
+
+@lru_cache(maxsize=1)
+def _known_timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def clean_timezones(timezones: pd.Series, default: str) -> tuple[np.ndarray, np.ndarray]:
+    """(zone to compute local time in, whether the customer's zone is known and valid)."""
+    values = timezones.astype(object).where(timezones.notna(), None).to_numpy()
+    known = np.array([isinstance(v, str) and v in _known_timezones() for v in values], dtype=bool)
+    return np.where(known, values, default).astype(object), known
+
+
+def local_hour_of_week(utc_times: pd.Series, timezones: np.ndarray) -> np.ndarray:
+    """Local hour of week (Mon 00:00 = 0) of each UTC time in its row's IANA zone.
+
+    Converts each distinct (zone, quarter hour) once, so tens of millions of rows stay cheap."""
+    naive = pd.to_datetime(utc_times, utc=True).dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    valid = ~np.isnat(naive)
+    quarter = naive.astype(np.int64) // _QUARTER_NS
+    result = np.full(len(naive), -1, dtype=np.int16)
+    zones = np.asarray(timezones, dtype=object)
+    for zone in pd.unique(zones[valid]):
+        mask = valid & (zones == zone)
+        codes, uniques = pd.factorize(quarter[mask])
+        local = pd.DatetimeIndex(uniques * _QUARTER_NS).tz_localize("UTC").tz_convert(zone)
+        result[mask] = (local.dayofweek * 24 + local.hour).to_numpy()[codes]
+    return result
+
+
+@dataclass
+class Engagement:
+    """Deliveries and first real responses per message, with local hours and integer customer ids."""
+
+    customer_keys: np.ndarray
+    delivery_user: np.ndarray
+    delivery_hour: np.ndarray
+    delivery_at: np.ndarray
+    response_user: np.ndarray
+    response_hour: np.ndarray
+    response_at: np.ndarray
+    response_delay_hours: np.ndarray
+    """NaN when the delivery time is unknown"""
+    excluded_machine_opens: int = 0
+    unknown_timezones: int = 0
+
+    def before(self, cutoff: pd.Timestamp) -> Engagement:
+        cut = np.datetime64(cutoff.tz_convert("UTC").tz_localize(None), "ns")
+        deliveries = self.delivery_at < cut
+        responses = self.response_at < cut
+        return Engagement(
+            self.customer_keys,
+            self.delivery_user[deliveries],
+            self.delivery_hour[deliveries],
+            self.delivery_at[deliveries],
+            self.response_user[responses],
+            self.response_hour[responses],
+            self.response_at[responses],
+            self.response_delay_hours[responses],
+        )
+
+    def responses_from(self, cutoff: pd.Timestamp) -> pd.DataFrame:
+        cut = np.datetime64(cutoff.tz_convert("UTC").tz_localize(None), "ns")
+        mask = self.response_at >= cut
+        return pd.DataFrame({"user": self.response_user[mask], "hour_of_week": self.response_hour[mask]})
+
+
+def prepare_engagement(events: pd.DataFrame, customers: pd.DataFrame, config: SendTimeConfig) -> Engagement:
+    """From fct_email_events rows (and dim_customers time zones) to deliveries and real responses.
+
+    Customers are indexed in the order of `customers`; events of unknown customers are ignored."""
+    customer_keys = customers[KEY].to_numpy()
+    zone, known = clean_timezones(customers["timezone"], config.default_timezone)
+    index = pd.Index(customer_keys)
+    user = index.get_indexer(events[KEY])
+    event_type = events["event_type"].astype(str).str.lower().to_numpy()
+    machine = events["is_machine_open"].fillna(False).astype(bool).to_numpy()
+    event_at = pd.to_datetime(events["event_at"], utc=True)
+    delivered_at = pd.to_datetime(events["delivered_at"], utc=True)
+    in_scope = user >= 0
+
+    is_response = in_scope & np.isin(event_type, RESPONSE_TYPES) & ~(machine & (event_type == "open"))
+    responses = pd.DataFrame(
+        {
+            "user": user[is_response],
+            "message": events["message_id"].to_numpy()[is_response],
+            "at": event_at.to_numpy()[is_response],
+            "delivered": delivered_at.to_numpy()[is_response],
+        }
+    )
+    # one response per message: the first real open or click (a click implies the person was there)
+    responses = responses.sort_values(["user", "at"], kind="stable")
+    with_message = responses["message"].notna()
+    responses = pd.concat(
+        [
+            responses[with_message].drop_duplicates(["user", "message"], keep="first"),
+            responses[~with_message],
+        ]
+    )
+
+    is_delivery = in_scope & (event_type == "delivered")
+    deliveries = pd.DataFrame(
+        {
+            "user": user[is_delivery],
+            "message": events["message_id"].to_numpy()[is_delivery],
+            "at": event_at.to_numpy()[is_delivery],
+        }
+    )
+    # responses whose delivery row is missing still tell us when that message arrived
+    implied = responses[responses["delivered"].notna()][["user", "message", "delivered"]].rename(
+        columns={"delivered": "at"}
+    )
+    deliveries = pd.concat([deliveries, implied]).drop_duplicates(["user", "message"], keep="first")
+
+    delay = (responses["at"] - responses["delivered"]).dt.total_seconds().to_numpy() / 3600.0
+    return Engagement(
+        customer_keys=customer_keys,
+        delivery_user=deliveries["user"].to_numpy(),
+        delivery_hour=local_hour_of_week(deliveries["at"], zone[deliveries["user"].to_numpy()]),
+        delivery_at=deliveries["at"].to_numpy(dtype="datetime64[ns]"),
+        response_user=responses["user"].to_numpy(),
+        response_hour=local_hour_of_week(responses["at"], zone[responses["user"].to_numpy()]),
+        response_at=responses["at"].to_numpy(dtype="datetime64[ns]"),
+        response_delay_hours=delay,
+        excluded_machine_opens=int((in_scope & machine & (event_type == "open")).sum()),
+        unknown_timezones=int((~known).sum()),
+    )
+
+
+def delay_kernel(delay_hours: np.ndarray, horizon: int) -> np.ndarray:
+    """Share of responses arriving 0, 1, ..., 167 hours after delivery (pooled; later ones dropped)."""
+    delays = delay_hours[np.isfinite(delay_hours) & (delay_hours >= 0) & (delay_hours < horizon)]
+    kernel = np.bincount(delays.astype(int), minlength=HOURS_OF_WEEK)[:HOURS_OF_WEEK].astype(float)
+    kernel += 1e-3  # never exactly zero, so no hour is impossible
+    return kernel / kernel.sum()
+
+
+def circulant(kernel: np.ndarray) -> np.ndarray:
+    """Matrix C with (histogram @ C)[h] = sum_d histogram[d] * kernel[(h - d) mod 168]."""
+    hours = np.arange(HOURS_OF_WEEK)
+    return kernel[(hours[None, :] - hours[:, None]) % HOURS_OF_WEEK]
+
+
+def smoothing_matrix(hour_share: float, day_sharing: float) -> np.ndarray:
+    """Spread each response: `hour_share` to each neighbouring hour, `day_sharing` over the same hour of
+    the other days."""
+    hours = np.arange(HOURS_OF_WEEK)
+    offset = (hours[None, :] - hours[:, None]) % HOURS_OF_WEEK
+    near = np.where(offset == 0, 1 - 2 * hour_share, 0.0) + np.where(
+        (offset == 1) | (offset == HOURS_OF_WEEK - 1), hour_share, 0.0
+    )
+    same_hour_other_day = ((offset % 24) == 0) & (offset != 0)
+    return (1 - day_sharing) * near + day_sharing * same_hour_other_day / 6.0
+
+
+def _histograms(users: np.ndarray, hours: np.ndarray, n_users: int) -> np.ndarray:
+    valid = hours >= 0
+    flat = users[valid].astype(np.int64) * HOURS_OF_WEEK + hours[valid]
+    counts = np.bincount(flat, minlength=n_users * HOURS_OF_WEEK)
+    return counts.reshape(n_users, HOURS_OF_WEEK).astype(np.float32)
+
+
+def shrink(observed: np.ndarray, expected: np.ndarray, prior_rate: np.ndarray, strength: float) -> np.ndarray:
+    """Posterior mean O/E rate under a Gamma prior worth `strength` responses spread over the week."""
+    pseudo = strength / HOURS_OF_WEEK
+    return (observed + pseudo * prior_rate) / (expected + pseudo)
+
+
+@dataclass
+class SendTimeModel:
+    config: SendTimeConfig
+    kernel: np.ndarray
+    global_rate: np.ndarray
+    global_responses: int
+    timezone_rates: dict[str, np.ndarray]
+    timezone_responses: dict[str, int]
+    segment_rates: dict[tuple[Any, str], np.ndarray]
+    """(segment id, zone) -> rate; the segment's counts shrunk toward that zone's rate"""
+    segment_responses: dict[Any, int]
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SendTimeFit:
+    model: SendTimeModel
+    predictions: pd.DataFrame
+    """customer_key, best_hour_of_week, source_level, confidence, past_responses"""
+
+
+def fit_send_time(
+    engagement: Engagement,
+    customers: pd.DataFrame,
+    segments: pd.DataFrame | None,
+    config: SendTimeConfig | None = None,
+    chunk_size: int = 200_000,
+) -> SendTimeFit:
+    """Fit the level rates and predict the best local hour of week for every customer of `customers`."""
+    config = config or SendTimeConfig()
+    n_users = len(engagement.customer_keys)
+    _, known_zone = clean_timezones(customers["timezone"], config.default_timezone)
+    zone_group = np.where(known_zone, customers["timezone"].astype(object).to_numpy(), UNKNOWN)
+    segment = np.full(n_users, None, dtype=object)
+    if segments is not None and not segments.empty:
+        segment_by_key = pd.Series(segments["segment_id"].to_numpy(), index=segments[KEY].to_numpy())
+        segment = segment_by_key.reindex(engagement.customer_keys).astype(object).to_numpy()
+        segment = np.where(pd.isna(segment), None, segment)
+
+    kernel = delay_kernel(engagement.response_delay_hours, config.delay_horizon_hours)
+    smoothing = smoothing_matrix(config.hour_smoothing, config.day_sharing)
+    exposure_operator = (circulant(kernel) @ smoothing).astype(np.float32)
+    smoothing = smoothing.astype(np.float32)
+    response_counts = np.bincount(engagement.response_user, minlength=n_users)
+
+    zone_codes, zone_names_index = pd.factorize(zone_group, sort=True)
+    zone_names = [str(z) for z in zone_names_index]
+    segment_names = sorted({s for s in segment.tolist() if s is not None}, key=str)
+    user_zone = zone_codes.astype(np.int64)
+    user_segment = pd.Index(segment_names, dtype=object).get_indexer(segment).astype(np.int64)
+
+    # pass 1: observed and expected per level, accumulated chunk by chunk
+    zone_obs = np.zeros((len(zone_names), HOURS_OF_WEEK))
+    zone_exp = np.zeros_like(zone_obs)
+    segment_obs = np.zeros((len(segment_names), HOURS_OF_WEEK))
+    segment_exp = np.zeros_like(segment_obs)
+    for start, observed, expected in _user_matrices(
+        engagement, n_users, response_counts, exposure_operator, smoothing, chunk_size
+    ):
+        rows = slice(start, start + len(observed))
+        zone_obs += _group_sums(user_zone[rows], observed, len(zone_names))
+        zone_exp += _group_sums(user_zone[rows], expected, len(zone_names))
+        segment_obs += _group_sums(user_segment[rows], observed, len(segment_names))
+        segment_exp += _group_sums(user_segment[rows], expected, len(segment_names))
+
+    global_obs, global_exp = zone_obs.sum(axis=0), zone_exp.sum(axis=0)
+    global_responses = int(response_counts.sum())
+    if global_responses >= config.min_level_responses:
+        global_rate = global_obs / np.maximum(global_exp, 1e-9)
+    else:
+        global_rate = np.ones(HOURS_OF_WEEK)
+        global_rate[config.default_hour_of_week] = 2.0
+    zone_totals = np.bincount(user_zone, weights=response_counts, minlength=len(zone_names))
+    timezone_rates = {
+        z: global_rate
+        if z == UNKNOWN
+        else shrink(zone_obs[i], zone_exp[i], global_rate, config.timezone_prior_strength)
+        for i, z in enumerate(zone_names)
+    }
+    with_segment = user_segment >= 0
+    segment_totals = np.bincount(
+        user_segment[with_segment], weights=response_counts[with_segment], minlength=len(segment_names)
+    )
+    segment_rates = {
+        (s, z): shrink(segment_obs[i], segment_exp[i], timezone_rates[z], config.segment_prior_strength)
+        for i, s in enumerate(segment_names)
+        for z in zone_names
+    }
+    model = SendTimeModel(
+        config=config,
+        kernel=kernel,
+        global_rate=global_rate,
+        global_responses=global_responses,
+        timezone_rates=timezone_rates,
+        timezone_responses={z: int(zone_totals[i]) for i, z in enumerate(zone_names)},
+        segment_rates=segment_rates,
+        segment_responses={s: int(segment_totals[i]) for i, s in enumerate(segment_names)},
+    )
+
+    # pass 2: each customer's posterior against its prior (segment x zone rate, or the zone's)
+    prior_table = np.vstack(
+        [model.timezone_rates[z] for z in zone_names]
+        + [model.segment_rates[(s, z)] for s in segment_names for z in zone_names]
+    ).astype(np.float32)
+    prior_of_user = np.where(with_segment, len(zone_names) * (1 + user_segment) + user_zone, user_zone)
+    best = np.empty(n_users, dtype=np.int64)
+    confidence = np.empty(n_users)
+    for start, observed, expected in _user_matrices(
+        engagement, n_users, response_counts, exposure_operator, smoothing, chunk_size
+    ):
+        rows = slice(start, start + len(observed))
+        posterior = shrink(observed, expected, prior_table[prior_of_user[rows]], config.user_prior_strength)
+        best[rows], confidence[rows] = _best_hours(posterior)
+
+    zone_ok = (zone_totals >= config.min_level_responses) & (np.asarray(zone_names) != UNKNOWN)
+    level = source_levels(
+        response_counts,
+        np.append(segment_totals, 0.0)[user_segment] >= config.min_level_responses,
+        zone_ok[user_zone],
+        global_responses >= config.min_level_responses,
+        config.min_user_responses,
+    )
+    best = np.where(level == "default", config.default_hour_of_week, best)
+    confidence = np.where(level == "default", 0.0, confidence)
+    predictions = pd.DataFrame(
+        {
+            KEY: engagement.customer_keys,
+            "best_hour_of_week": best,
+            "source_level": level,
+            "confidence": np.round(confidence, 4),
+            "past_responses": response_counts,
+        }
+    )
+    model.metrics = {
+        "customers": n_users,
+        "real_responses": global_responses,
+        "deliveries": len(engagement.delivery_user),
+        "machine_opens_excluded": engagement.excluded_machine_opens,
+        "unknown_timezones": engagement.unknown_timezones,
+        "source_levels": {name: int((level == name).sum()) for name in LEVELS},
+    }
+    return SendTimeFit(model, predictions)
+
+
+def _user_matrices(
+    engagement: Engagement,
+    n_users: int,
+    response_counts: np.ndarray,
+    exposure_operator: np.ndarray,
+    smoothing: np.ndarray,
+    chunk_size: int,
+):
+    """(first row, smoothed observed, expected) per chunk of customers, as dense 168-hour matrices."""
+    delivery_order = np.argsort(engagement.delivery_user, kind="stable")
+    response_order = np.argsort(engagement.response_user, kind="stable")
+    delivery_users = engagement.delivery_user[delivery_order]
+    response_users = engagement.response_user[response_order]
+    uniform = np.full(HOURS_OF_WEEK, 1.0 / HOURS_OF_WEEK, dtype=np.float32)
+    for start in range(0, n_users, chunk_size):
+        stop = min(start + chunk_size, n_users)
+        d_lo, d_hi = np.searchsorted(delivery_users, [start, stop])
+        r_lo, r_hi = np.searchsorted(response_users, [start, stop])
+        deliveries = _histograms(
+            delivery_users[d_lo:d_hi] - start,
+            engagement.delivery_hour[delivery_order[d_lo:d_hi]],
+            stop - start,
+        )
+        responses = _histograms(
+            response_users[r_lo:r_hi] - start,
+            engagement.response_hour[response_order[r_lo:r_hi]],
+            stop - start,
+        )
+        shape = deliveries @ exposure_operator
+        totals = shape.sum(axis=1, keepdims=True)
+        shape = np.where(totals > 0, shape / np.maximum(totals, 1e-9), uniform)
+        expected = shape * response_counts[start:stop, None].astype(np.float32)
+        yield start, responses @ smoothing, expected
+
+
+def _group_sums(groups: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """Row sums of `values` per group id (ids < 0 are skipped)."""
+    keep = groups >= 0
+    indicator = sparse.csr_matrix(
+        (np.ones(int(keep.sum())), (groups[keep], np.flatnonzero(keep))), shape=(n_groups, len(groups))
+    )
+    return np.asarray(indicator @ values, dtype=float)
+
+
+def _best_hours(rates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Argmax hour and its confidence: the share of the rate mass within +/- 1 hour of it."""
+    best = np.argmax(rates, axis=1)
+    rows = np.arange(len(rates))
+    window = (
+        rates[rows, best] + rates[rows, (best - 1) % HOURS_OF_WEEK] + rates[rows, (best + 1) % HOURS_OF_WEEK]
+    )
+    return best, window / np.maximum(rates.sum(axis=1), 1e-12)
+
+
+def source_levels(
+    response_counts: np.ndarray,
+    segment_ok: np.ndarray,
+    zone_ok: np.ndarray,
+    global_ok: bool,
+    min_user_responses: int,
+) -> np.ndarray:
+    """The first level of user -> segment -> timezone -> global -> default that has enough responses."""
+    return np.select(
+        [response_counts >= min_user_responses, segment_ok, zone_ok, np.full(len(zone_ok), global_ok)],
+        ["user", "segment", "timezone", "global"],
+        "default",
+    ).astype(object)
+
+
+def next_send_slots(
+    best_hour_of_week: np.ndarray, timezones: pd.Series, as_of: pd.Timestamp, default_timezone: str = "UTC"
+) -> pd.DataFrame:
+    """The next UTC time strictly after `as_of` when it is `best_hour_of_week`:00 local time.
+
+    Returns timezone (the zone used; the default when unknown), local_hour, local_weekday, next_send_at_utc.
+    Local times that do not exist (spring-forward gaps) move forward; ambiguous ones take the first."""
+    zone, _ = clean_timezones(timezones.reset_index(drop=True), default_timezone)
+    hours = np.asarray(best_hour_of_week, dtype=np.int64)
+    result = np.empty(len(hours), dtype="datetime64[ns]")
+    as_of_utc = pd.Timestamp(as_of).tz_convert("UTC")
+    for name in pd.unique(zone):
+        mask = zone == name
+        local_now = as_of_utc.tz_convert(name).tz_localize(None)
+        week_start = local_now.normalize() - pd.Timedelta(days=local_now.dayofweek)
+        candidate = week_start + pd.to_timedelta(hours[mask], unit="h")
+        candidate = candidate.where(candidate > local_now, candidate + pd.Timedelta(days=7))
+        utc = pd.DatetimeIndex(candidate).tz_localize(name, ambiguous=True, nonexistent="shift_forward")
+        result[mask] = utc.tz_convert("UTC").tz_localize(None).to_numpy()
+    return pd.DataFrame(
+        {
+            "timezone": zone,
+            "local_hour": hours % 24,
+            "local_weekday": hours // 24,
+            "next_send_at_utc": pd.DatetimeIndex(result).tz_localize("UTC"),
+        }
+    )
