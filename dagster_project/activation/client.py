@@ -120,8 +120,9 @@ class ApiSession:
         backoff_max: float = 30.0,
         timeout: float = 60.0,
         on_request: Callable[[SentRequest], None] | None = None,
+        transport: httpx.BaseTransport | None = None,
     ):
-        self.client = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
+        self.client = httpx.Client(base_url=base_url, headers=headers, timeout=timeout, transport=transport)
         self.limiter = RateLimiter(rate_per_second, burst)
         self.max_attempts = max_attempts
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
@@ -211,6 +212,10 @@ class EspClient(ABC):
     @abstractmethod
     def remove_from_list(self, records: Sequence[ProfileRecord], list_id: str) -> list[RecordOutcome]:
         """Take the profiles out of `list_id` (the profiles themselves stay in the ESP)."""
+
+    def add_to_audience(self, records: Sequence[ProfileRecord], audience_id: str) -> list[RecordOutcome]:
+        """Make the profiles members of a campaign audience (Klaviyo: a list; Mailchimp: a tag)."""
+        return self.upsert_profiles(records, audience_id)
 
     def close(self) -> None:
         self.session.close()

@@ -199,12 +199,15 @@ def own_checks(method: str, path: str, headers: dict[str, str], body: bytes) -> 
                 ):
                     if profile.get("type") != "profile" or not isinstance(profile.get("attributes"), dict):
                         problems.append(f"body at /data/attributes/profiles/data/{index}: not a profile")
-        elif path.endswith("/relationships/profiles") and (not isinstance(data, list) or any(
-            not isinstance(item, dict)
-            or item.get("type") != "profile"
-            or not isinstance(item.get("id"), str)
-            for item in data
-        )):
+        elif path.endswith("/relationships/profiles") and (
+            not isinstance(data, list)
+            or any(
+                not isinstance(item, dict)
+                or item.get("type") != "profile"
+                or not isinstance(item.get("id"), str)
+                for item in data
+            )
+        ):
             problems.append("body at /data: must be a list of {type: profile, id}")
     return [f"{method} {path}: {problem}" for problem in problems]
 
@@ -337,17 +340,16 @@ class SandboxApp:
         """Fault injection, then validation. Returns (status, detail, headers) to answer with, or None."""
         with self.fault_lock:
             faults = self.faults
-            if faults.slow_requests > 0:
-                faults.slow_requests -= 1
-                delay = faults.slow_seconds
-            else:
-                delay = 0.0
             if faults.rate_limited_requests > 0:
                 faults.rate_limited_requests -= 1
                 return 429, "rate limit exceeded", {"Retry-After": str(faults.retry_after_seconds)}
             if faults.server_error_requests > 0:
                 faults.server_error_requests -= 1
                 return 500, "injected server error", None
+            delay = 0.0
+            if faults.slow_requests > 0:
+                faults.slow_requests -= 1
+                delay = faults.slow_seconds
         if delay:
             time.sleep(delay)
         if len(body) > MAX_BODY_BYTES:

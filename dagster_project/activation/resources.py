@@ -1,0 +1,170 @@
+"""The "esp" resource: an ESP client chosen by settings (sandbox | klaviyo | mailchimp).
+
+The sandbox provider starts the local ESP sandbox (a separate process) when it is not already running.
+API keys come from the environment (ESP_API_KEY) and are never logged or shown in metadata.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import httpx
+
+from dagster_project.activation.client import ApiSession, EspClient, SentRequest
+from dagster_project.settings import Settings, get_settings
+
+SANDBOX_URL = "http://127.0.0.1:8765"
+SANDBOX_API_KEY = "sandbox-key"
+SANDBOX_LIST_ID = "sendwise"
+
+
+@dataclass(frozen=True)
+class EspTarget:
+    provider: str
+    base_url: str
+    list_id: str
+
+    @property
+    def destination(self) -> str:
+        """Key of the sync state: provider + list (a new list starts from an empty state)."""
+        return f"{self.provider}:{self.list_id}"
+
+
+def sandbox_state_dir(settings: Settings) -> Path:
+    return settings.home / "esp_sandbox"
+
+
+def sandbox_is_up(base_url: str) -> bool:
+    try:
+        return httpx.get(f"{base_url}/__sandbox/health", timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def ensure_sandbox(settings: Settings, base_url: str = SANDBOX_URL, wait_seconds: float = 15.0) -> str:
+    """Start the sandbox server in the background (if it is not answering yet) and wait until it is up."""
+    if sandbox_is_up(base_url):
+        return base_url
+    port = httpx.URL(base_url).port or 8765
+    state_dir = sandbox_state_dir(settings)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable,
+        "-m",
+        "dagster_project.activation.sandbox",
+        "--port",
+        str(port),
+        "--state-dir",
+        str(state_dir),
+    ]
+    if settings.esp_specs_dir.exists():
+        command += ["--specs-dir", str(settings.esp_specs_dir)]
+    log = (state_dir / "server.log").open("ab")
+    subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        if sandbox_is_up(base_url):
+            return base_url
+        time.sleep(0.1)
+    raise RuntimeError(f"the ESP sandbox did not start on {base_url}; see {state_dir / 'server.log'}")
+
+
+def resolve_target(settings: Settings) -> EspTarget:
+    provider = settings.esp_provider
+    if provider == "sandbox":
+        return EspTarget(
+            provider, settings.esp_base_url or SANDBOX_URL, settings.esp_list_id or SANDBOX_LIST_ID
+        )
+    if provider not in ("klaviyo", "mailchimp"):
+        raise ValueError(f"ESP_PROVIDER={provider!r}: expected sandbox, klaviyo or mailchimp")
+    if not settings.esp_api_key:
+        raise ValueError(f"ESP_PROVIDER={provider} needs ESP_API_KEY")
+    if not settings.esp_list_id:
+        raise ValueError(f"ESP_PROVIDER={provider} needs ESP_LIST_ID (the list/audience Sendwise manages)")
+    if provider == "klaviyo":
+        base_url = settings.esp_base_url or "https://a.klaviyo.com"
+    else:
+        from dagster_project.activation.mailchimp import mailchimp_base_url
+
+        base_url = settings.esp_base_url or mailchimp_base_url(settings.esp_api_key)
+    return EspTarget(provider, base_url, settings.esp_list_id)
+
+
+def build_client(
+    settings: Settings | None = None,
+    *,
+    start_sandbox: bool = True,
+    upsert_batch_size: int | None = None,
+    removal_batch_size: int | None = None,
+    on_request=None,
+    max_attempts: int = 5,
+    backoff_base: float = 0.5,
+    timeout: float = 60.0,
+) -> tuple[EspClient, EspTarget]:
+    """The ESP client for the configured provider, and where it points."""
+    settings = settings or get_settings()
+    target = resolve_target(settings)
+    if target.provider in ("sandbox", "klaviyo"):
+        from dagster_project.activation.klaviyo import KlaviyoClient, klaviyo_headers
+
+        if target.provider == "sandbox" and start_sandbox:
+            ensure_sandbox(settings, target.base_url)
+        fast = target.provider == "sandbox"
+        session = ApiSession(
+            target.base_url,
+            klaviyo_headers(settings.esp_api_key or SANDBOX_API_KEY),
+            rate_per_second=1000.0 if fast else 2.5,  # Klaviyo bulk import: 10/s burst, 150/min steady
+            burst=100 if fast else 10,
+            max_attempts=max_attempts,
+            backoff_base=backoff_base,
+            timeout=timeout,
+            on_request=on_request,
+        )
+        client: EspClient = KlaviyoClient(
+            session,
+            upsert_batch_size=upsert_batch_size or 10_000,
+            removal_batch_size=removal_batch_size or 1_000,
+            poll_interval=0.02 if fast else 1.0,
+        )
+        if fast:
+            client.name = "sandbox"
+        return client, target
+    from dagster_project.activation.mailchimp import MailchimpClient, mailchimp_headers
+
+    session = ApiSession(
+        target.base_url,
+        mailchimp_headers(settings.esp_api_key or ""),
+        rate_per_second=10.0,
+        burst=10,
+        max_attempts=max_attempts,
+        backoff_base=backoff_base,
+        timeout=timeout,
+        on_request=on_request,
+    )
+    return MailchimpClient(session, target.list_id, upsert_batch_size=upsert_batch_size or 500), target
+
+
+class EspResource(dg.ConfigurableResource):
+    """The ESP Sendwise activates into. Provider, key and list come from settings (env vars)."""
+
+    upsert_batch_size: int | None = None
+    removal_batch_size: int | None = None
+
+    def target(self) -> EspTarget:
+        return resolve_target(get_settings())
+
+    def client(self, on_request: object | None = None) -> tuple[EspClient, EspTarget]:
+        callback = on_request if callable(on_request) else None
+        return build_client(
+            upsert_batch_size=self.upsert_batch_size,
+            removal_batch_size=self.removal_batch_size,
+            on_request=callback,
+        )
+
+
+__all__ = ["EspResource", "EspTarget", "SentRequest", "build_client", "ensure_sandbox", "resolve_target"]

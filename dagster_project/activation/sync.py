@@ -1,0 +1,456 @@
+"""Diff-based, consent-respecting profile sync from the marts to an ESP (plain functions, no Dagster).
+
+State: `activation.esp_sync_state` holds, per destination and customer, the hash of the fields last
+confirmed by the ESP. It is written only after the ESP confirmed a batch, so a crash between batches
+followed by a rerun converges on the intended state (ESP upserts are keyed by email/external id: no
+duplicates). Rejections and failed batches are logged per record in `activation.esp_sync_outcomes` and,
+having no confirmed state, are retried on the next run. One row per run in `activation.esp_sync_log`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import psycopg
+
+from dagster_project.activation.client import (
+    EspClient,
+    EspError,
+    ProfileRecord,
+    RecordOutcome,
+    chunked,
+    failed_outcomes,
+)
+
+NON_CONTACTABLE_STATUSES = ("unsubscribed", "bounced", "complained")
+
+DDL = """
+create schema if not exists activation;
+create table if not exists activation.esp_sync_state (
+    destination text not null,
+    customer_key text not null,
+    email text not null,
+    fields_hash text not null,
+    fields jsonb not null,
+    run_id text not null,
+    synced_at timestamptz not null,
+    primary key (destination, customer_key)
+);
+create table if not exists activation.esp_sync_outcomes (
+    run_id text not null,
+    destination text not null,
+    customer_key text not null,
+    email text,
+    action text not null,
+    status text not null,
+    reason text,
+    recorded_at timestamptz not null default now()
+);
+create index if not exists esp_sync_outcomes_run on activation.esp_sync_outcomes (run_id);
+create table if not exists activation.esp_sync_log (
+    run_id text primary key,
+    destination text not null,
+    list_id text,
+    dry_run boolean not null,
+    status text not null,
+    started_at timestamptz not null,
+    finished_at timestamptz,
+    duration_seconds double precision,
+    planned integer, added integer, updated integer, unchanged integer, removed integer,
+    failed integer, rejected integer, requests integer,
+    error text
+);
+"""
+
+
+@dataclass
+class DesiredProfile:
+    record: ProfileRecord
+    contactable: bool
+    fields_hash: str
+
+
+@dataclass
+class SyncPlan:
+    to_add: list[ProfileRecord] = field(default_factory=list)
+    to_update: list[ProfileRecord] = field(default_factory=list)
+    to_remove: list[ProfileRecord] = field(default_factory=list)
+    to_forget: list[str] = field(default_factory=list)
+    """Synced customer keys whose email is now pushed under another key: drop the state, no ESP call."""
+    unchanged: int = 0
+    not_contactable: int = 0
+    hashes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def planned(self) -> int:
+        return len(self.to_add) + len(self.to_update) + len(self.to_remove)
+
+
+@dataclass
+class SyncResult:
+    run_id: str
+    destination: str
+    dry_run: bool
+    plan: SyncPlan
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    rejected: int = 0
+    failed: int = 0
+    requests: int = 0
+    duration_seconds: float = 0.0
+    status: str = "running"
+    problems: list[RecordOutcome] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "destination": self.destination,
+            "dry_run": self.dry_run,
+            "status": self.status,
+            "planned": self.plan.planned,
+            "to_add": len(self.plan.to_add),
+            "to_update": len(self.plan.to_update),
+            "to_remove": len(self.plan.to_remove),
+            "unchanged": self.plan.unchanged,
+            "not_contactable": self.plan.not_contactable,
+            "added": self.added,
+            "updated": self.updated,
+            "removed": self.removed,
+            "rejected": self.rejected,
+            "failed": self.failed,
+            "requests": self.requests,
+            "duration_seconds": round(self.duration_seconds, 3),
+        }
+
+
+def ensure_tables(conn: psycopg.Connection) -> None:
+    conn.execute(DDL)
+    conn.commit()
+
+
+def table_exists(conn: psycopg.Connection, qualified_name: str) -> bool:
+    return conn.execute("select to_regclass(%s) is not null", (qualified_name,)).fetchone()[0]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    return value
+
+
+def profile_properties(row: dict[str, Any]) -> dict[str, Any]:
+    """The custom properties Sendwise owns in the ESP (all prefixed `sendwise_`)."""
+    score = row.get("engagement_score")
+    value = row.get("lifetime_value")
+    behavioural = row.get("behavioural_segments")
+    return {
+        "sendwise_segment": row.get("segment_name"),
+        "sendwise_segment_id": row.get("segment_id"),
+        "sendwise_best_send_hour": row.get("best_hour_of_week"),
+        "sendwise_next_send_at": _jsonable(row.get("next_send_at_utc")),
+        "sendwise_send_time_source": row.get("source_level"),
+        "sendwise_timezone": row.get("timezone"),
+        "sendwise_engagement_score": round(float(score), 3) if score is not None else None,
+        "sendwise_lifetime_value": round(float(value), 2) if value is not None else None,
+        "sendwise_behavioural_segments": [s.strip() for s in behavioural.split(",") if s.strip()]
+        if behavioural
+        else [],
+    }
+
+
+def fields_hash(record: ProfileRecord, list_id: str) -> str:
+    pushed = {
+        "email": record.email,
+        "first_name": record.first_name,
+        "last_name": record.last_name,
+        "properties": record.properties,
+        "list_id": list_id,
+    }
+    return hashlib.sha256(orjson.dumps(pushed, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+
+
+def desired_profiles_sql(conn: psycopg.Connection, marts_schema: str = "marts") -> str:
+    """Customers with what Sendwise pushes; ML tables are joined only when they exist."""
+    joins, columns = [], []
+    optional = {
+        f"{marts_schema}.fct_customer_features": (
+            "f",
+            "engagement_score, f.lifetime_value as features_lifetime_value, f.behavioural_segments",
+        ),
+        "ml.customer_segments": ("s", "segment_id, s.segment_name"),
+        "ml.send_time_predictions": (
+            "t",
+            "best_hour_of_week, t.next_send_at_utc, t.timezone, t.source_level",
+        ),
+    }
+    for table, (alias, cols) in optional.items():
+        if table_exists(conn, table):
+            joins.append(f"left join {table} {alias} on {alias}.customer_key = c.customer_key")
+            columns.append(f"{alias}.{cols}")
+    quoted = ", ".join(f"'{s}'" for s in NON_CONTACTABLE_STATUSES)
+    select_extra = (",\n  " + ",\n  ".join(columns)) if columns else ""
+    return f"""
+select
+  c.customer_key, lower(trim(c.email)) as email, c.first_name, c.last_name, c.lifetime_value,
+  (coalesce(c.is_contactable, false)
+   and coalesce(c.subscription_status, '') not in ({quoted})
+   and coalesce(c.is_email_valid, false)) as contactable{select_extra}
+from {marts_schema}.dim_customers c
+{chr(10).join(joins)}
+where c.email is not null and trim(c.email) <> ''
+order by c.customer_key
+"""
+
+
+def load_desired(conn: psycopg.Connection, list_id: str, marts_schema: str = "marts") -> list[DesiredProfile]:
+    cursor = conn.cursor(row_factory=psycopg.rows.dict_row)
+    desired: list[DesiredProfile] = []
+    for row in cursor.execute(desired_profiles_sql(conn, marts_schema)):
+        if row.get("features_lifetime_value") is not None:
+            row["lifetime_value"] = row["features_lifetime_value"]
+        record = ProfileRecord(
+            customer_key=row["customer_key"],
+            email=row["email"],
+            first_name=row["first_name"],
+            last_name=row["last_name"],
+            properties=profile_properties(row),
+        )
+        desired.append(DesiredProfile(record, bool(row["contactable"]), fields_hash(record, list_id)))
+    return desired
+
+
+def load_state(conn: psycopg.Connection, destination: str) -> dict[str, tuple[str, str]]:
+    """customer_key -> (email, fields_hash) as last confirmed by the ESP."""
+    rows = conn.execute(
+        "select customer_key, email, fields_hash from activation.esp_sync_state where destination = %s",
+        (destination,),
+    )
+    return {key: (email, digest) for key, email, digest in rows}
+
+
+def plan_sync(desired: Sequence[DesiredProfile], state: dict[str, tuple[str, str]]) -> SyncPlan:
+    plan = SyncPlan()
+    pushed_emails: set[str] = set()
+    for profile in desired:
+        record = profile.record
+        if not profile.contactable:
+            plan.not_contactable += 1
+            continue
+        if record.email in pushed_emails:  # one ESP profile per email, first customer key wins
+            continue
+        pushed_emails.add(record.email)
+        plan.hashes[record.customer_key] = profile.fields_hash
+        previous = state.get(record.customer_key)
+        if previous is None:
+            plan.to_add.append(record)
+        elif previous[1] != profile.fields_hash:
+            plan.to_update.append(record)
+        else:
+            plan.unchanged += 1
+    for customer_key, (email, _digest) in state.items():
+        if customer_key in plan.hashes:
+            continue
+        if email in pushed_emails:
+            plan.to_forget.append(customer_key)
+        else:
+            plan.to_remove.append(ProfileRecord(customer_key, email))
+    return plan
+
+
+def _write_confirmed(
+    conn: psycopg.Connection, destination: str, run_id: str, records: Sequence[ProfileRecord], hashes: dict
+) -> None:
+    if not records:
+        return
+    now = datetime.now(UTC)
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "create temporary table if not exists esp_sync_batch "
+            "(like activation.esp_sync_state including defaults) on commit delete rows"
+        )
+        with cursor.copy(
+            "copy esp_sync_batch (destination, customer_key, email, fields_hash, fields, run_id, synced_at) "
+            "from stdin"
+        ) as copy:
+            for record in records:
+                fields = {"first_name": record.first_name, "last_name": record.last_name, **record.properties}
+                copy.write_row(
+                    (
+                        destination,
+                        record.customer_key,
+                        record.email,
+                        hashes[record.customer_key],
+                        orjson.dumps(fields).decode(),
+                        run_id,
+                        now,
+                    )
+                )
+        cursor.execute(
+            """
+            insert into activation.esp_sync_state select * from esp_sync_batch
+            on conflict (destination, customer_key) do update set
+              email = excluded.email, fields_hash = excluded.fields_hash, fields = excluded.fields,
+              run_id = excluded.run_id, synced_at = excluded.synced_at
+            """
+        )
+
+
+def _record_outcomes(
+    conn: psycopg.Connection, run_id: str, destination: str, action: str, outcomes: Sequence[RecordOutcome]
+) -> None:
+    problems = [o for o in outcomes if o.status != "ok"]
+    if problems:
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                "insert into activation.esp_sync_outcomes "
+                "(run_id, destination, customer_key, email, action, status, reason) "
+                "values (%s, %s, %s, %s, %s, %s, %s)",
+                [
+                    (run_id, destination, o.customer_key, o.email, action, o.status, o.reason)
+                    for o in problems
+                ],
+            )
+
+
+def _finish_log(conn: psycopg.Connection, result: SyncResult, error: str | None = None) -> None:
+    conn.execute(
+        """
+        update activation.esp_sync_log set status = %s, finished_at = now(), duration_seconds = %s,
+          planned = %s, added = %s, updated = %s, unchanged = %s, removed = %s, failed = %s, rejected = %s,
+          requests = %s, error = %s
+        where run_id = %s
+        """,
+        (
+            result.status,
+            result.duration_seconds,
+            result.plan.planned,
+            result.added,
+            result.updated,
+            result.plan.unchanged,
+            result.removed,
+            result.failed + result.rejected,
+            result.rejected,
+            result.requests,
+            error,
+            result.run_id,
+        ),
+    )
+    conn.commit()
+
+
+def run_sync(
+    conn: psycopg.Connection,
+    client: EspClient | None,
+    destination: str,
+    list_id: str,
+    *,
+    dry_run: bool = False,
+    marts_schema: str = "marts",
+    after_batch: Callable[[int], None] | None = None,
+) -> SyncResult:
+    """Plan and (unless dry_run) push the difference. `after_batch(n)` runs after batch n is confirmed
+    (a seam the crash tests use)."""
+    started = time.monotonic()
+    ensure_tables(conn)
+    run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    conn.execute(
+        "insert into activation.esp_sync_log (run_id, destination, list_id, dry_run, status, started_at) "
+        "values (%s, %s, %s, %s, 'running', now())",
+        (run_id, destination, list_id, dry_run),
+    )
+    conn.commit()
+    plan = plan_sync(load_desired(conn, list_id, marts_schema), load_state(conn, destination))
+    result = SyncResult(run_id, destination, dry_run, plan)
+    requests_before = client.request_count if client else 0
+    try:
+        if not dry_run:
+            if client is None:
+                raise ValueError("a real sync needs an ESP client")
+            _push(conn, client, result, list_id, after_batch)
+        result.status = (
+            "dry_run" if dry_run else ("partial" if result.failed or result.rejected else "success")
+        )
+    except BaseException as error:
+        conn.rollback()
+        result.status = "crashed"
+        result.requests = (client.request_count if client else 0) - requests_before
+        result.duration_seconds = time.monotonic() - started
+        _finish_log(conn, result, f"{type(error).__name__}: {error}")
+        raise
+    result.requests = (client.request_count if client else 0) - requests_before
+    result.duration_seconds = time.monotonic() - started
+    _finish_log(conn, result)
+    return result
+
+
+def _push(
+    conn: psycopg.Connection,
+    client: EspClient,
+    result: SyncResult,
+    list_id: str,
+    after_batch: Callable[[int], None] | None,
+) -> None:
+    plan, destination, run_id = result.plan, result.destination, result.run_id
+    batch_number = 0
+    if plan.to_forget:
+        conn.execute(
+            "delete from activation.esp_sync_state where destination = %s and customer_key = any(%s)",
+            (destination, plan.to_forget),
+        )
+        conn.commit()
+    for chunk in chunked(plan.to_remove, client.removal_batch_size):
+        try:
+            outcomes = client.remove_from_list(chunk, list_id)
+        except EspError as error:
+            outcomes = failed_outcomes(chunk, str(error))
+        removed = [o.customer_key for o in outcomes if o.status == "ok"]
+        conn.execute(
+            "delete from activation.esp_sync_state where destination = %s and customer_key = any(%s)",
+            (destination, removed),
+        )
+        _record_outcomes(conn, run_id, destination, "remove", outcomes)
+        conn.commit()
+        result.removed += len(removed)
+        _count_problems(result, outcomes)
+        batch_number += 1
+        if after_batch:
+            after_batch(batch_number)
+    new_keys = {r.customer_key for r in plan.to_add}
+    for chunk in chunked(plan.to_add + plan.to_update, client.upsert_batch_size):
+        try:
+            outcomes = client.upsert_profiles(chunk, list_id)
+        except EspError as error:
+            outcomes = failed_outcomes(chunk, str(error))
+        by_key = {r.customer_key: r for r in chunk}
+        confirmed = [by_key[o.customer_key] for o in outcomes if o.status == "ok"]
+        _write_confirmed(conn, destination, run_id, confirmed, plan.hashes)
+        _record_outcomes(conn, run_id, destination, "upsert", outcomes)
+        conn.commit()
+        added = sum(1 for r in confirmed if r.customer_key in new_keys)
+        result.added += added
+        result.updated += len(confirmed) - added
+        _count_problems(result, outcomes)
+        batch_number += 1
+        if after_batch:
+            after_batch(batch_number)
+
+
+def _count_problems(result: SyncResult, outcomes: Sequence[RecordOutcome]) -> None:
+    for outcome in outcomes:
+        if outcome.status == "rejected":
+            result.rejected += 1
+            result.problems.append(outcome)
+        elif outcome.status == "failed":
+            result.failed += 1
+            result.problems.append(outcome)
