@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import threading
 import time
 import uuid
@@ -621,6 +622,10 @@ def read_state(state_dir: Path) -> dict[str, Any]:
     return orjson.loads(path.read_bytes()) if path.exists() else {"profiles": {}, "lists": {}}
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops serve_forever like Ctrl-C (and removes the pid file)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the local ESP sandbox (Klaviyo API subset).")
     parser.add_argument("--host", default="127.0.0.1")
@@ -629,6 +634,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--specs-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     sandbox = Sandbox(args.state_dir, args.specs_dir, args.host, args.port)
+    args.state_dir.mkdir(parents=True, exist_ok=True)
+    pid_file = args.state_dir / "server.pid"
+    pid_file.write_text(str(os.getpid()))
+    signal.signal(signal.SIGTERM, _interrupt)
     print(
         f"ESP sandbox on {sandbox.url} (state {args.state_dir}, validating: {sandbox.app.validation_source})",
         flush=True,
@@ -639,6 +648,8 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         sandbox.server.server_close()
+        if pid_file.exists() and pid_file.read_text() == str(os.getpid()):
+            pid_file.unlink()
     return 0
 
 

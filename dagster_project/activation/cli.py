@@ -1,0 +1,98 @@
+"""`sendwise sync [--dry-run]`: push profiles (segments, send times) and campaign audiences to the ESP."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dry-run", action="store_true", help="print what would change; send nothing")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--profiles-only", action="store_true", help="skip the campaign audiences")
+    only.add_argument("--audiences-only", action="store_true", help="skip the profile sync")
+    parser.add_argument("--marts-schema", default="marts", help="schema of the dbt marts (default: marts)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from dagster_project.activation.resources import build_client, resolve_target
+    from dagster_project.activation.sync import run_sync
+    from dagster_project.activation.triggers import load_triggers, sync_all_audiences
+    from dagster_project.settings import get_settings
+    from dagster_project.warehouse.connection import ensure_schemas, libpq_url, warehouse_url
+
+    settings = get_settings()
+    url = warehouse_url(settings)
+    ensure_schemas(url)
+    target = resolve_target(settings)
+    client = None if args.dry_run else build_client(settings)[0]
+    print(
+        f"ESP: {target.provider} at {target.base_url}, list {target.list_id}"
+        + (" (dry run)" if args.dry_run else "")
+    )
+    status = 0
+    with psycopg.connect(libpq_url(url)) as conn:
+        if not args.audiences_only:
+            result = run_sync(
+                conn,
+                client,
+                target.destination,
+                target.list_id,
+                dry_run=args.dry_run,
+                marts_schema=args.marts_schema,
+            )
+            print(format_summary(result.summary()))
+            if args.dry_run:
+                print_preview(result)
+            for problem in result.problems[:10]:
+                print(f"  {problem.status}: {problem.email} ({problem.customer_key}): {problem.reason}")
+            status = 1 if result.status not in ("success", "dry_run") else 0
+        if not args.profiles_only:
+            for audience in sync_all_audiences(
+                conn, client, load_triggers(), marts_schema=args.marts_schema, dry_run=args.dry_run
+            ):
+                verb = "would add" if args.dry_run else "added"
+                count = audience.pending if args.dry_run else audience.synced_customers
+                print(
+                    f"audience {audience.trigger_id} -> list {audience.list_id}: "
+                    f"{audience.new_executions} new executions, {verb} {count} customers, "
+                    f"{audience.skipped_not_contactable} skipped (not contactable), {audience.failed} failed"
+                )
+                status = status or (1 if audience.failed else 0)
+    if client is not None:
+        client.close()
+    return status
+
+
+def format_summary(summary: dict) -> str:
+    keys = (
+        "status",
+        "planned",
+        "to_add",
+        "to_update",
+        "to_remove",
+        "unchanged",
+        "not_contactable",
+        "added",
+        "updated",
+        "removed",
+        "rejected",
+        "failed",
+        "requests",
+        "duration_seconds",
+    )
+    return "profiles: " + ", ".join(f"{key}={summary[key]}" for key in keys)
+
+
+def print_preview(result, limit: int = 10) -> None:
+    plan = result.plan
+    for label, records in (("add", plan.to_add), ("update", plan.to_update), ("remove", plan.to_remove)):
+        for record in records[:limit]:
+            segment = record.properties.get("sendwise_segment")
+            hour = record.properties.get("sendwise_best_send_hour")
+            print(
+                f"  would {label}: {record.email} ({record.customer_key}) segment={segment} best_hour={hour}"
+            )
+        if len(records) > limit:
+            print(f"  … and {len(records) - limit} more to {label}")
