@@ -1,0 +1,82 @@
+"""The dbt project in `dbt/`: its DbtProject, manifest preparation for every entry point, and a runner.
+
+dagster-dbt needs `dbt/target/manifest.json` when the Dagster definitions are imported. `dagster dev`
+prepares it itself (`prepare_if_dev`), but the demo, the CLI, tests and CI do not: `prepare_manifest()`
+runs `dbt parse` when the manifest is missing or older than any file of the project, under the
+concurrent-update guard dagster-dbt uses, and is called on import of `dagster_project.dbt.assets`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from dagster_dbt import DbtProject
+
+from dagster_project.settings import PROJECT_ROOT
+
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt"
+PROJECT_FILE_SUFFIXES = (".sql", ".yml", ".yaml", ".csv", ".md")
+PROJECT_SUBFOLDERS = ("models", "macros", "seeds", "snapshots", "tests", "analyses")
+
+sendwise_dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+
+def project_files(project_dir: Path = DBT_PROJECT_DIR) -> list[Path]:
+    files = [project_dir / "dbt_project.yml", project_dir / "profiles.yml"]
+    for folder in PROJECT_SUBFOLDERS:
+        files += [p for p in (project_dir / folder).rglob("*") if p.suffix in PROJECT_FILE_SUFFIXES]
+    return [p for p in files if p.exists()]
+
+
+def manifest_is_stale(project: DbtProject = sendwise_dbt_project) -> bool:
+    """True when the manifest is missing or older than a file of the project."""
+    manifest = project.manifest_path
+    if not manifest.exists():
+        return True
+    built = manifest.stat().st_mtime
+    return any(path.stat().st_mtime > built for path in project_files(Path(project.project_dir)))
+
+
+def prepare_manifest(project: DbtProject = sendwise_dbt_project, force: bool = False) -> Path:
+    """Make sure `target/manifest.json` exists and is current (`dbt parse`, no database needed)."""
+    if force or manifest_is_stale(project):
+        project.preparer.prepare(project)
+    return project.manifest_path
+
+
+def dbt_executable() -> str:
+    candidate = Path(sys.executable).with_name("dbt")
+    return str(candidate) if candidate.exists() else "dbt"
+
+
+def dbt_subprocess_env(warehouse_url: str) -> dict[str, str]:
+    """The environment for a dbt process against `warehouse_url` (profiles.yml reads SENDWISE_PG_*)."""
+    from dagster_project.warehouse.connection import dbt_env
+
+    return {**os.environ, **dbt_env(warehouse_url), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+
+
+def run_dbt(
+    args: Sequence[str],
+    warehouse_url: str,
+    target_path: Path | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """Run a dbt command on the project against `warehouse_url` (output captured).
+
+    `target_path` keeps concurrent runs (tests, docs) from sharing `dbt/target`.
+    """
+    command = [dbt_executable(), *args, "--project-dir", str(DBT_PROJECT_DIR),
+               "--profiles-dir", str(DBT_PROJECT_DIR)]
+    if target_path is not None:
+        command += ["--target-path", str(target_path)]
+    completed = subprocess.run(command, env=dbt_subprocess_env(warehouse_url), cwd=DBT_PROJECT_DIR,
+                               capture_output=True, text=True)
+    if check and completed.returncode != 0:
+        raise RuntimeError(f"dbt {' '.join(args)} failed (exit {completed.returncode}):\n"
+                           f"{completed.stdout[-6000:]}\n{completed.stderr[-2000:]}")
+    return completed

@@ -1,0 +1,127 @@
+{#- Every identifier, where it came from and the customer_key it resolved to (null for identifiers excluded
+    from matching, with the reason). Keys are stable across runs: this model reads its own previous
+    version, a component keeps the oldest key its identifiers had, keys retired by a merge are recorded in
+    int_identity__key_history. A brand-new component gets a key derived from its earliest identifier, so
+    a from-scratch rebuild gives the same keys as incremental runs did (the older key is the earliest). -#}
+{%- set previous = adapter.get_relation(database=this.database, schema=this.schema, identifier=this.identifier) %}
+
+with components as (
+    select * from {{ ref('int_identity__components') }}
+),
+
+checks as (
+    select * from {{ ref('int_identity__identifier_checks') }}
+),
+
+previous_keys as (
+    {%- if previous is not none and not flags.FULL_REFRESH %}
+    select identifier_type, identifier_value, customer_key, key_first_seen_at
+    from {{ previous }}
+    where customer_key is not null
+    {%- else %}
+    select null::text as identifier_type, null::text as identifier_value,
+        null::text as customer_key, null::timestamptz as key_first_seen_at
+    where false
+    {%- endif %}
+),
+
+nodes as (
+    select
+        components.*,
+        checks.first_seen_at
+    from components
+    inner join checks using (identifier_type, identifier_value)
+),
+
+component_previous_keys as (
+    select
+        nodes.component_id,
+        previous_keys.customer_key,
+        min(previous_keys.key_first_seen_at) as key_first_seen_at,
+        count(*) as nodes_with_key
+    from nodes
+    inner join previous_keys using (identifier_type, identifier_value)
+    group by 1, 2
+),
+
+{#- A previous key belongs to the component holding most of its identifiers (matters when a component
+    splits); a component keeps the oldest key it owns. -#}
+key_owners as (
+    select customer_key, component_id, key_first_seen_at
+    from (
+        select
+            *,
+            row_number() over (
+                partition by customer_key order by nodes_with_key desc, component_id
+            ) as owner_rank
+        from component_previous_keys
+    ) as ranked
+    where owner_rank = 1
+),
+
+kept_keys as (
+    select component_id, customer_key, key_first_seen_at
+    from (
+        select
+            *,
+            row_number() over (
+                partition by component_id order by key_first_seen_at, customer_key
+            ) as key_rank
+        from key_owners
+    ) as ranked
+    where key_rank = 1
+),
+
+founders as (
+    select component_id, node as founding_node, first_seen_at
+    from (
+        select
+            *,
+            row_number() over (partition by component_id order by first_seen_at nulls last, node) as node_rank
+        from nodes
+    ) as ranked
+    where node_rank = 1
+),
+
+new_keys as (
+    select
+        founders.component_id,
+        case
+            when exists (
+                select 1 from key_owners
+                where key_owners.customer_key = {{ customer_key_for('founders.founding_node') }}
+            )
+                then {{ customer_key_for("founders.founding_node || '|' || founders.component_id") }}
+            else {{ customer_key_for('founders.founding_node') }}
+        end as customer_key,
+        founders.first_seen_at as key_first_seen_at
+    from founders
+    left join kept_keys using (component_id)
+    where kept_keys.component_id is null
+),
+
+component_keys as (
+    select component_id, customer_key, key_first_seen_at from kept_keys
+    union all
+    select component_id, customer_key, key_first_seen_at from new_keys
+),
+
+final as (
+    select
+        checks.identifier_type,
+        checks.identifier_value,
+        checks.sources as source,
+        checks.first_seen_at,
+        checks.excluded_reason,
+        checks.excluded_reason is null as is_used_for_matching,
+        nodes.component_id,
+        component_keys.customer_key,
+        component_keys.key_first_seen_at,
+        previous_keys.customer_key as previous_customer_key
+    from checks
+    left join nodes using (identifier_type, identifier_value)
+    left join component_keys using (component_id)
+    left join previous_keys using (identifier_type, identifier_value)
+)
+
+select * from final

@@ -1,0 +1,98 @@
+{#- Every (source record, identifier) pair seen in the sources: the raw material of identity resolution.
+    A record is a CRM contact, a shop customer, an ESP profile or a web anonymousId (with the userId and
+    identify-email it was seen with). -#}
+with crm as (
+    select * from {{ ref('stg_crm__contacts') }}
+),
+
+shop as (
+    select * from {{ ref('stg_shop__customers') }}
+),
+
+esp as (
+    select
+        esp_profile_id,
+        email,
+        min(event_at) as first_seen_at,
+        max(event_at) as last_seen_at
+    from {{ ref('stg_esp__events') }}
+    where esp_profile_id is not null
+    group by 1, 2
+),
+
+web as (
+    select
+        coalesce(anonymous_id, 'user:' || user_id) as record_key,
+        anonymous_id,
+        user_id,
+        traits_email,
+        min(event_at) as first_seen_at,
+        max(event_at) as last_seen_at
+    from {{ ref('stg_web__events') }}
+    where anonymous_id is not null or user_id is not null
+    group by 1, 2, 3, 4
+),
+
+observations as (
+    {%- for identifier in ['crm_contact_id', 'email', 'phone'] %}
+    select
+        'crm' as source,
+        'crm_contact_id' as record_type,
+        crm_contact_id as record_id,
+        '{{ identifier }}' as identifier_type,
+        {{ identifier }} as identifier_value,
+        created_at as observed_at
+    from crm
+    union all
+    {%- endfor %}
+    {%- for identifier in ['shop_customer_id', 'email', 'phone'] %}
+    select
+        'ecommerce',
+        'shop_customer_id',
+        shop_customer_id,
+        '{{ identifier }}',
+        {{ identifier }},
+        created_at
+    from shop
+    union all
+    {%- endfor %}
+    {%- for identifier in ['esp_profile_id', 'email'] %}
+    select
+        'email_service',
+        'esp_profile_id',
+        esp_profile_id,
+        '{{ identifier }}',
+        {{ identifier }},
+        first_seen_at
+    from esp
+    union all
+    {%- endfor %}
+    {%- for identifier, column in [('anonymous_id', 'anonymous_id'), ('shop_customer_id', 'user_id'), ('email', 'traits_email')] %}
+    select
+        'website',
+        case when anonymous_id is null then 'shop_customer_id' else 'anonymous_id' end,
+        coalesce(anonymous_id, user_id),
+        '{{ identifier }}',
+        {{ column }},
+        first_seen_at
+    from web
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- endfor %}
+),
+
+final as (
+    select
+        source,
+        record_type,
+        record_id,
+        identifier_type,
+        identifier_value,
+        min(observed_at) as observed_at
+    from observations
+    where identifier_value is not null and record_id is not null
+    group by 1, 2, 3, 4, 5
+)
+
+select * from final

@@ -1,0 +1,265 @@
+{#- The unified customer profile: one row per resolved person who is known to at least one system by a
+    record or an email (anonymous-only web visitors are not customers). -#}
+with identifiers as (
+    select * from {{ ref('int_identity__identifiers') }}
+),
+
+record_keys as (
+    select * from {{ ref('int_identity__record_keys') }}
+),
+
+survivorship as (
+    select * from {{ ref('int_customers__survivorship') }}
+),
+
+checks as (
+    select * from {{ ref('int_identity__identifier_checks') }}
+),
+
+crm as (
+    select * from {{ ref('stg_crm__contacts') }}
+),
+
+shop as (
+    select * from {{ ref('stg_shop__customers') }}
+),
+
+orders as (
+    select * from {{ ref('fct_orders') }}
+),
+
+email_events as (
+    select * from {{ ref('fct_email_events') }}
+),
+
+sessions as (
+    select * from {{ ref('fct_web_sessions') }}
+),
+
+as_of as (
+    select * from {{ ref('int_calendar__as_of') }}
+),
+
+customers as (
+    select * from {{ ref('int_identity__customers') }}
+),
+
+profile as (
+    select
+        customer_key,
+        {%- for field in ['email', 'first_name', 'last_name', 'phone', 'timezone', 'consent_sources'] %}
+        max(value) filter (where field = '{{ field }}') as {{ field }},
+        max(value_source) filter (where field = '{{ field }}') as {{ field }}_source,
+        {%- endfor %}
+        max(value_updated_at) as profile_updated_at
+    from survivorship
+    group by 1
+),
+
+source_records as (
+    select
+        record_keys.customer_key,
+        string_agg(distinct
+            case record_keys.record_type
+                when 'crm_contact_id' then 'crm'
+                when 'shop_customer_id' then 'ecommerce'
+                when 'esp_profile_id' then 'email_service'
+                when 'anonymous_id' then 'website'
+            end, ',' order by
+            case record_keys.record_type
+                when 'crm_contact_id' then 'crm'
+                when 'shop_customer_id' then 'ecommerce'
+                when 'esp_profile_id' then 'email_service'
+                when 'anonymous_id' then 'website'
+            end) as source_systems,
+        count(distinct
+            case record_keys.record_type
+                when 'crm_contact_id' then 'crm'
+                when 'shop_customer_id' then 'ecommerce'
+                when 'esp_profile_id' then 'email_service'
+                when 'anonymous_id' then 'website'
+            end) as source_system_count,
+        (array_agg(crm.crm_contact_id order by crm.updated_at desc, crm.crm_contact_id)
+            filter (where crm.crm_contact_id is not null))[1] as crm_contact_id,
+        min(shop.customer_id) as shop_customer_id,
+        min(record_keys.record_id) filter (where record_keys.record_type = 'esp_profile_id') as esp_profile_id,
+        least(min(crm.created_at), min(shop.created_at)) as registered_at,
+        greatest(max(crm.updated_at), max(shop.updated_at)) as source_updated_at
+    from record_keys
+    left join crm
+        on record_keys.record_type = 'crm_contact_id' and crm.crm_contact_id = record_keys.record_id
+    left join shop
+        on record_keys.record_type = 'shop_customer_id' and shop.shop_customer_id = record_keys.record_id
+    group by 1
+),
+
+test_accounts as (
+    select distinct identifiers.customer_key
+    from identifiers
+    inner join checks using (identifier_type, identifier_value)
+    where identifiers.identifier_type = 'email'
+      and checks.excluded_reason ilike '%test%'
+),
+
+{#- Only identifiers that map to a key: a test mailbox is blocked from matching, so find it on the records. -#}
+test_records as (
+    select distinct record_keys.customer_key
+    from record_keys
+    inner join {{ ref('int_identity__observations') }} as observations using (record_type, record_id)
+    inner join checks
+        on checks.identifier_type = observations.identifier_type
+        and checks.identifier_value = observations.identifier_value
+    where observations.identifier_type = 'email'
+      and checks.excluded_reason ilike '%test%'
+),
+
+email_status as (
+    select
+        customer_key,
+        min(event_at) as first_email_event_at,
+        bool_or(event_type = 'spam_complaint') as has_complained,
+        bool_or(event_type = 'bounce' and coalesce(bounce_type, 'hard') = 'hard') as has_hard_bounced,
+        bool_or(event_type = 'unsubscribe') as has_unsubscribed,
+        max(event_at) filter (where event_type in ('open', 'click') and not is_machine_open) as last_email_engagement_at
+    from email_events
+    where customer_key is not null
+    group by 1
+),
+
+order_summary as (
+    select
+        customer_key,
+        max(ordered_at) as last_order_at,
+        sum(net_revenue) as lifetime_value
+    from orders
+    where customer_key is not null
+      and ordered_at <= (select as_of_at from as_of)
+    group by 1
+),
+
+web_summary as (
+    select customer_key, max(ended_at) as last_web_at
+    from sessions
+    where customer_key is not null
+    group by 1
+),
+
+joined as (
+    select
+        customers.customer_key,
+        profile.email,
+        profile.email_source,
+        profile.first_name,
+        profile.first_name_source,
+        profile.last_name,
+        profile.last_name_source,
+        profile.phone,
+        profile.phone_source,
+        case when profile.timezone in (select name from pg_timezone_names) then profile.timezone end as timezone,
+        case when profile.timezone in (select name from pg_timezone_names) then profile.timezone_source end
+            as timezone_source,
+        profile.consent_sources,
+        coalesce(source_records.registered_at, email_status.first_email_event_at) as registered_at,
+        greatest(
+            order_summary.last_order_at, email_status.last_email_engagement_at, web_summary.last_web_at
+        ) as last_activity_at,
+        case
+            when email_status.has_complained then 'complained'
+            when email_status.has_hard_bounced then 'bounced'
+            when email_status.has_unsubscribed then 'unsubscribed'
+            when profile.consent_sources is not null then 'subscribed'
+            else 'never_subscribed'
+        end as subscription_status,
+        coalesce(
+            profile.email is not null
+            and {{ is_valid_email('profile.email') }}
+            and (email_checks.excluded_reason is null or email_checks.excluded_reason like 'over-merge%'),
+            false
+        ) as is_email_valid,
+        (test_accounts.customer_key is not null or test_records.customer_key is not null) as is_test_account,
+        source_records.source_systems,
+        coalesce(source_records.source_system_count, 0) as source_system_count,
+        source_records.esp_profile_id,
+        source_records.shop_customer_id,
+        source_records.crm_contact_id,
+        coalesce(order_summary.lifetime_value, 0)::numeric(14, 2) as lifetime_value,
+        greatest(
+            profile.profile_updated_at, source_records.source_updated_at,
+            order_summary.last_order_at, email_status.last_email_engagement_at, web_summary.last_web_at
+        ) as last_updated_at,
+        as_of.as_of_at
+    from customers
+    cross join as_of
+    left join profile using (customer_key)
+    left join source_records using (customer_key)
+    left join email_status using (customer_key)
+    left join order_summary using (customer_key)
+    left join web_summary using (customer_key)
+    left join test_accounts using (customer_key)
+    left join test_records using (customer_key)
+    left join checks as email_checks
+        on email_checks.identifier_type = 'email' and email_checks.identifier_value = profile.email
+),
+
+{#- The seed's data-quality score: four checks worth 0, 0.5 or 1 each, averaged. -#}
+scored as (
+    select
+        *,
+        (
+            case when is_email_valid then 1 else 0 end
+            + case
+                when (
+                    (email is not null)::int + (first_name is not null)::int + (last_name is not null)::int
+                ) / 3.0 >= 0.8 then 1
+                when (
+                    (email is not null)::int + (first_name is not null)::int + (last_name is not null)::int
+                ) / 3.0 >= 0.6 then 0.5
+                else 0
+            end
+            + case
+                when last_updated_at >= as_of_at - interval '{{ var("data_quality_fresh_days") }} days' then 1
+                when last_updated_at >= as_of_at - interval '{{ var("data_quality_stale_days") }} days' then 0.5
+                else 0
+            end
+            + case when source_system_count >= 3 then 1 when source_system_count >= 2 then 0.5 else 0 end
+        ) / 4.0 as data_quality_score
+    from joined
+),
+
+final as (
+    select
+        customer_key,
+        email,
+        email_source,
+        first_name,
+        first_name_source,
+        last_name,
+        last_name_source,
+        phone,
+        phone_source,
+        timezone,
+        timezone_source,
+        registered_at,
+        last_activity_at,
+        subscription_status,
+        consent_sources,
+        is_email_valid,
+        is_test_account,
+        subscription_status = 'subscribed' and is_email_valid and not is_test_account as is_contactable,
+        source_systems,
+        data_quality_score::numeric(4, 3) as data_quality_score,
+        case
+            when data_quality_score >= 0.8 then 'HIGH'
+            when data_quality_score >= 0.6 then 'MEDIUM'
+            when data_quality_score >= 0.4 then 'LOW'
+            else 'INVALID'
+        end as data_quality_level,
+        esp_profile_id,
+        shop_customer_id,
+        crm_contact_id,
+        lifetime_value,
+        last_updated_at
+    from scored
+)
+
+select * from final

@@ -1,0 +1,43 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='event_id',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        indexes=[{'columns': ['event_id'], 'unique': True}, {'columns': ['esp_profile_id', 'message_id']}],
+    )
+}}
+
+with source as (
+    select * from {{ source('esp', 'esp_events') }}
+    {{ new_events_only('event_id') }}
+),
+
+deduplicated as (
+    select
+        *,
+        row_number() over (partition by event_id order by _loaded_at, _source_file) as copy_number
+    from source
+    where event_id is not null
+),
+
+final as (
+    select
+        event_id,
+        lower(event_type) as event_type,
+        nullif(trim(profile_id), '') as esp_profile_id,
+        {{ normalize_email('email') }} as email,
+        campaign_id,
+        message_id,
+        event_timestamp as event_at,
+        user_agent,
+        ip,
+        url,
+        lower(bounce_type) as bounce_type,
+        _file_date,
+        _loaded_at
+    from deduplicated
+    where copy_number = 1
+)
+
+select * from final

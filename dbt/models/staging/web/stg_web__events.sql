@@ -1,0 +1,50 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='message_id',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        indexes=[{'columns': ['message_id'], 'unique': True}, {'columns': ['anonymous_id']}],
+    )
+}}
+
+with source as (
+    select * from {{ source('web', 'web_events') }}
+    {{ new_events_only('message_id') }}
+),
+
+deduplicated as (
+    select
+        *,
+        row_number() over (
+            partition by message_id order by received_at nulls last, _loaded_at, _source_file
+        ) as copy_number
+    from source
+    where message_id is not null
+),
+
+final as (
+    select
+        message_id,
+        lower(type) as event_type,
+        event as event_name,
+        nullif(trim(anonymous_id), '') as anonymous_id,
+        nullif(trim(user_id), '') as user_id,
+        event_timestamp as event_at,
+        received_at,
+        coalesce(page_path, properties ->> 'path', context -> 'page' ->> 'path') as page_path,
+        coalesce(user_agent, context ->> 'userAgent') as user_agent,
+        nullif(properties ->> 'product_id', '') as product_id,
+        nullif(properties ->> 'category', '') as category,
+        nullif(properties ->> 'order_id', '') as order_id,
+        {{ normalize_email("traits ->> 'email'") }} as traits_email,
+        nullif(trim(traits ->> 'first_name'), '') as traits_first_name,
+        nullif(trim(traits ->> 'last_name'), '') as traits_last_name,
+        nullif(context ->> 'timezone', '') as timezone,
+        _file_date,
+        _loaded_at
+    from deduplicated
+    where copy_number = 1
+)
+
+select * from final
