@@ -80,7 +80,7 @@ def parse_timestamp(value: Any, key: str) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise RecordError(f"'{key}' is not an ISO-8601 timestamp: {value!r:.60}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return _utc(parsed)
 
 
 def boolean(record: dict, key: str) -> bool | None:
@@ -152,6 +152,31 @@ ESP_EVENT_COLUMNS = (
 
 
 def esp_event_row(record: Any) -> tuple:
+    """The common case of well-formed events without per-field calls (ESP rows are narrow and many)."""
+    try:
+        get = record.get
+        row = (
+            get("event_id"), get("event_type"), get("profile_id"), get("email"), get("campaign_id"),
+            get("message_id"), _utc(datetime.fromisoformat(get("timestamp"))), get("user_agent"), get("ip"),
+            get("url"), get("bounce_type"),
+        )  # fmt: skip
+    except (AttributeError, TypeError, ValueError):
+        return _checked_esp_event_row(record)
+    if (
+        row[0].__class__ is str
+        and row[0]
+        and row[1] in ESP_EVENT_TYPES
+        and all(v is None or v.__class__ is str for v in row[2:6] + row[7:])
+    ):
+        return row
+    return _checked_esp_event_row(record)
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _checked_esp_event_row(record: Any) -> tuple:
     record = _require_object(record)
     return (
         text(record, "event_id", required=True),
