@@ -1,0 +1,279 @@
+"""Website events in the Segment spec shape: page, track and identify calls from browsing sessions.
+
+Each person browses from a few devices (one anonymousId each); signing in (or registering) sends an
+identify call that links the anonymousId to the userId (the shop customer_id). Bots browse anonymously.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+
+from dagster_project.synthetic import randomness, vocab
+from dagster_project.synthetic.clock import DAY_MS, HOUR_MS, iso_one
+from dagster_project.synthetic.context import Day, Population
+from dagster_project.synthetic.files import DayEvents
+from dagster_project.synthetic.shop import OrderBatch, shop_email
+from dagster_project.synthetic.state import WorldState
+from dagster_project.synthetic.traits import (
+    BROWSING_HOUR_WEIGHTS,
+    EMAIL_ONLY,
+    NEW_CUSTOMER,
+    TIMEZONES,
+    behaviour_array,
+    last_name_text,
+)
+
+BROWSE, REGISTER, PURCHASE, BOT = range(4)
+BOT_SESSIONS_PER_PERSON_DAY = 0.004
+DUPLICATE_RATE = 0.004
+LATE_RATE = 0.008
+LAST_SESSION_START_MS = DAY_MS - 2 * HOUR_MS  # a session's first event always lands in its own day
+
+
+@dataclass
+class Sessions:
+    kind: np.ndarray
+    person: np.ndarray  # -1 for bots
+    device: np.ndarray
+    start_ms: np.ndarray
+    pages: np.ndarray
+    signed_in: np.ndarray
+    order: np.ndarray  # index into the day's orders (purchase sessions), else -1
+
+
+def _local_start(rng: np.random.Generator, day: Day, timezones: np.ndarray) -> np.ndarray:
+    """Session starts drawn from the local browsing-hour curve, kept inside the UTC day."""
+    weights = BROWSING_HOUR_WEIGHTS / BROWSING_HOUR_WEIGHTS.sum()
+    local = rng.choice(24, len(timezones), p=weights) * HOUR_MS + rng.integers(0, HOUR_MS, len(timezones))
+    utc = np.mod(local - day.offsets_ms[timezones], DAY_MS)
+    return day.start_ms + np.minimum(utc, LAST_SESSION_START_MS)
+
+
+def plan_sessions(
+    rng: np.random.Generator, population: Population, state: WorldState, day: Day, orders: OrderBatch
+) -> Sessions:
+    people = population.people
+    arche = people.archetype
+    registered = people.registered_ms < day.start_ms
+    rate = behaviour_array("sessions_per_day")[arche] * np.sqrt(people.engagement)
+    # future customers browse anonymously in the weeks before they register
+    soon = (people.registered_ms >= day.start_ms) & (people.registered_ms < day.start_ms + 30 * DAY_MS)
+    rate = np.where(registered, rate, np.where(soon, 0.5 * rate, 0.0))
+    rate = np.where(arche == EMAIL_ONLY, 0.0, rate)
+    browse_counts = rng.poisson(rate)
+    browsers = np.repeat(np.arange(people.size), browse_counts)
+    browse_device = (rng.random(len(browsers)) * people.devices[browsers]).astype(np.int8)
+    browse_device[people.registered_ms[browsers] >= day.start_ms] = 0
+    signed_in = (people.registered_ms[browsers] < day.start_ms) & (
+        rng.random(len(browsers)) < behaviour_array("sign_in_rate")[arche[browsers]]
+    )
+
+    joined = np.flatnonzero((people.registered_ms >= day.start_ms) & (people.registered_ms < day.end_ms))
+    join_start = np.minimum(people.registered_ms[joined], day.start_ms + LAST_SESSION_START_MS)
+
+    buyers = orders.persons
+    buy_device = (rng.random(len(buyers)) * people.devices[buyers]).astype(np.int8)
+    buy_device[arche[buyers] == NEW_CUSTOMER] = 0
+
+    bots = rng.poisson(BOT_SESSIONS_PER_PERSON_DAY * people.customers)
+    n_browse, n_join, n_buy = len(browsers), len(joined), len(buyers)
+    pages_mean = behaviour_array("pages_per_session")
+    return Sessions(
+        kind=np.concatenate(
+            [
+                np.full(n_browse, BROWSE),
+                np.full(n_join, REGISTER),
+                np.full(n_buy, PURCHASE),
+                np.full(bots, BOT),
+            ]
+        ).astype(np.int8),
+        person=np.concatenate([browsers, joined, buyers, np.full(bots, -1)]).astype(np.int64),
+        device=np.concatenate(
+            [browse_device, np.zeros(n_join, np.int8), buy_device, np.zeros(bots, np.int8)]
+        ),
+        start_ms=np.concatenate(
+            [
+                _local_start(rng, day, people.timezone[browsers]),
+                join_start,
+                orders.ordered_ms,  # purchase sessions end at the order; shifted back when built
+                day.start_ms + rng.integers(0, LAST_SESSION_START_MS, bots),
+            ]
+        ),
+        pages=np.concatenate(
+            [
+                1 + rng.poisson(np.maximum(pages_mean[arche[browsers]] - 1, 0)),
+                1 + rng.poisson(2, n_join),
+                np.zeros(n_buy, np.int64),
+                5 + rng.poisson(20, bots),
+            ]
+        ),
+        signed_in=np.concatenate([signed_in, np.ones(n_join + n_buy, bool), np.zeros(bots, bool)]),
+        order=np.concatenate([np.full(n_browse + n_join, -1), np.arange(n_buy), np.full(bots, -1)]),
+    )
+
+
+class _Writer:
+    """Turns session steps into Segment JSON lines, with lags, late arrivals and duplicates."""
+
+    def __init__(self, rng: np.random.Generator, day: Day, out: DayEvents) -> None:
+        self.rng, self.day, self.out, self.seq = rng, day, out, 0
+
+    def emit(self, record: dict, ms: int, first_of_session: bool) -> None:
+        rng = self.rng
+        self.seq += 1
+        arrival = ms + int(rng.integers(50, 2_000))
+        if not first_of_session and rng.random() < LATE_RATE:
+            arrival = (ms // DAY_MS + 1) * DAY_MS + int(rng.integers(0, 6 * HOUR_MS))
+        record["messageId"] = f"ajs-{self.day.index:05d}-{self.seq:08d}"
+        record["timestamp"] = iso_one(ms)
+        record["receivedAt"] = iso_one(arrival)
+        line = orjson.dumps(record)
+        self.out.add(int(self.day.file_days(arrival)), arrival, line)
+        if rng.random() < DUPLICATE_RATE:
+            again = arrival + int(rng.integers(1_000, 3 * HOUR_MS))
+            self.out.add(int(self.day.file_days(again)), again, line)
+
+
+def _page(path: str, title: str, referrer: str) -> tuple[dict, dict]:
+    url = vocab.SHOP_HOST + path
+    return (
+        {"path": path, "url": url, "title": title, "referrer": referrer},
+        {"path": path, "url": url, "referrer": referrer},
+    )
+
+
+def web_day(seed: int, population: Population, state: WorldState, day: Day, orders: OrderBatch) -> DayEvents:
+    rng = day.rng(seed, randomness.WEB)
+    people = population.people
+    sessions = plan_sessions(rng, population, state, day, orders)
+    out = DayEvents()
+    writer = _Writer(rng, day, out)
+    n = len(sessions.kind)
+    real = sessions.person >= 0
+    anonymous_ids = np.empty(n, dtype=object)
+    anonymous_ids[real] = people.anonymous_ids(sessions.person[real], sessions.device[real])
+    bot_keys = randomness.hash64(np.arange(n, dtype=np.uint64) + np.uint64(day.index << 32), seed * 131 + 7)
+    anonymous_ids[~real] = [f"bot-{k:016x}" for k in bot_keys[~real].tolist()]
+    ips = np.empty(n, dtype=object)
+    ips[real] = population.ips(sessions.person[real], salt=1)
+    ips[~real] = [f"66.249.{(k >> 8) % 256}.{k % 256}" for k in bot_keys[~real].tolist()]
+    gaps = rng.exponential(40_000, (n, 4)).astype(np.int64) + 2_000
+
+    for s in range(n):
+        kind, person = int(sessions.kind[s]), int(sessions.person[s])
+        device = int(sessions.device[s])
+        if kind == BOT:
+            agent = vocab.BOT_USER_AGENTS[s % len(vocab.BOT_USER_AGENTS)]
+            timezone = None
+        else:
+            agent = vocab.WEB_USER_AGENTS[
+                (int(people.web_agent[person]) + device) % len(vocab.WEB_USER_AGENTS)
+            ]
+            timezone = TIMEZONES[people.timezone[person]]
+        user_id = str(int(people.customer_ids(np.array([person]))[0])) if sessions.signed_in[s] else None
+        anonymous_id = anonymous_ids[s]
+        steps = _session_steps(rng, population, sessions, s, orders, kind, state.product_price_cents)
+        ms = int(sessions.start_ms[s])
+        if kind == PURCHASE:
+            ms -= int(gaps[s, 0]) * (len(steps) - 1) // 2
+            ms = max(ms, day.start_ms)
+        identify = bool(sessions.signed_in[s]) and (
+            kind == REGISTER
+            or not state.web_user_seen[person]
+            or not (state.devices_seen[person] >> device) & 1
+            or rng.random() < 0.15
+        )
+        if kind != BOT:
+            state.devices_seen[person] |= np.uint8(1 << device)
+        referrer = vocab.REFERRERS[s % len(vocab.REFERRERS)] if kind != BOT else ""
+        page_context = _page("/", "Home", referrer)[1]
+        first = True
+        if identify:
+            if kind == REGISTER:
+                steps.insert(0, ("page", "/account/register", "Create account"))
+            steps.insert(1 if kind == REGISTER else 0, ("identify",))
+            steps.insert(2 if kind == REGISTER else 1, ("track", "Signed In", {}))
+            state.web_user_seen[person] = True
+        for k, step in enumerate(steps):
+            context = {"userAgent": agent, "ip": ips[s], "page": page_context, "timezone": timezone}
+            record: dict = {"type": step[0], "anonymousId": anonymous_id, "userId": user_id}
+            if step[0] == "page":
+                properties, page_context = _page(step[1], step[2], referrer)
+                context["page"] = page_context
+                record["properties"] = properties
+                referrer = page_context["url"]
+            elif step[0] == "track":
+                record["event"], record["properties"] = step[1], step[2]
+            else:
+                record["traits"] = {
+                    "email": shop_email(people, person, population.emails[person]),
+                    "first_name": "Test"
+                    if person >= people.customers
+                    else vocab.FIRST_NAMES[people.first_name[person]],
+                    "last_name": last_name_text(people, person, int(state.customer_name_version[person])),
+                }
+            record["context"] = context
+            writer.emit(record, ms, first)
+            first = False
+            ms += int(gaps[s, k % 4]) if kind != BOT else int(rng.integers(500, 3_000))
+    return out
+
+
+def _session_steps(
+    rng: np.random.Generator,
+    population: Population,
+    sessions: Sessions,
+    s: int,
+    orders: OrderBatch,
+    kind: int,
+    prices: np.ndarray,
+) -> list[tuple]:
+    catalogue = population.catalogue
+    steps: list[tuple] = []
+    if kind == PURCHASE:
+        order = int(sessions.order[s])
+        steps.append(("page", "/", "Home"))
+        for item in np.flatnonzero(orders.item_order == order).tolist():
+            product = int(orders.item_product[item])
+            props = _product_properties(population, product, orders.item_unit_cents[item])
+            steps.append(("page", f"/products/{catalogue.skus[product].lower()}", catalogue.names[product]))
+            steps.append(("track", "Product Viewed", props))
+            steps.append(("track", "Product Added", {**props, "quantity": int(orders.item_quantity[item])}))
+        total = round(int(orders.total_cents[order]) / 100, 2)
+        steps.append(("page", "/cart", "Cart"))
+        steps.append(("track", "Checkout Started", {"value": total, "currency": "USD"}))
+        steps.append(("page", "/checkout", "Checkout"))
+        steps.append(
+            (
+                "track",
+                "Order Completed",
+                {"order_id": str(int(orders.order_ids[order])), "revenue": total, "currency": "USD"},
+            )
+        )
+        return steps
+    for _ in range(int(sessions.pages[s])):
+        if rng.random() < 0.6:
+            product = int(rng.integers(0, len(catalogue.product_ids)))
+            steps.append(("page", f"/products/{catalogue.skus[product].lower()}", catalogue.names[product]))
+            if kind != BOT and rng.random() < 0.8:
+                price = prices[product]
+                steps.append(("track", "Product Viewed", _product_properties(population, product, price)))
+                if rng.random() < 0.08:
+                    steps.append(("track", "Product Added", _product_properties(population, product, price)))
+        else:
+            path, title = vocab.STATIC_PAGES[int(rng.integers(0, len(vocab.STATIC_PAGES)))]
+            steps.append(("page", path, title))
+    return steps
+
+
+def _product_properties(population: Population, product: int, cents) -> dict:
+    catalogue = population.catalogue
+    return {
+        "product_id": str(int(catalogue.product_ids[product])),
+        "sku": catalogue.skus[product],
+        "category": catalogue.category(product),
+        "price": None if cents is None else round(int(cents) / 100, 2),
+    }
