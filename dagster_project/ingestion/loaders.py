@@ -351,6 +351,7 @@ def load_event_partition(
         fingerprint = file_fingerprint(path)
         if not force and get_state(conn, stream.name, day).fingerprint == fingerprint:
             result.status = "unchanged"
+            result.high_water_mark = day
             result.notes.append(f"{relative} already loaded")
             with conn.transaction():
                 record_load(conn, result)
