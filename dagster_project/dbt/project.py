@@ -14,7 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from dagster_dbt import DbtProject
+from dagster._utils import run_with_concurrent_update_guard
+from dagster_dbt import DbtCliResource, DbtProject
 
 from dagster_project.settings import PROJECT_ROOT
 
@@ -41,16 +42,28 @@ def manifest_is_stale(project: DbtProject = sendwise_dbt_project) -> bool:
     return any(path.stat().st_mtime > built for path in project_files(Path(project.project_dir)))
 
 
-def prepare_manifest(project: DbtProject = sendwise_dbt_project, force: bool = False) -> Path:
-    """Make sure `target/manifest.json` exists and is current (`dbt parse`, no database needed)."""
-    if force or manifest_is_stale(project):
-        project.preparer.prepare(project)
-    return project.manifest_path
-
-
 def dbt_executable() -> str:
+    """The venv's dbt (the venv's bin folder need not be on PATH)."""
     candidate = Path(sys.executable).with_name("dbt")
     return str(candidate) if candidate.exists() else "dbt"
+
+
+def dbt_resource(project: DbtProject = sendwise_dbt_project) -> DbtCliResource:
+    return DbtCliResource(project_dir=project, dbt_executable=dbt_executable())
+
+
+def _parse(project: DbtProject) -> None:
+    dbt_resource(project).cli(["parse", "--quiet"], target_path=project.target_path).wait()
+
+
+def prepare_manifest(project: DbtProject = sendwise_dbt_project, force: bool = False) -> Path:
+    """Make sure `target/manifest.json` exists and is current (`dbt parse`; no database needed).
+
+    Safe to call from several processes at once (dagster's concurrent-update guard).
+    """
+    if force or manifest_is_stale(project):
+        run_with_concurrent_update_guard(project.manifest_path, _parse, project=project)
+    return project.manifest_path
 
 
 def dbt_subprocess_env(warehouse_url: str) -> dict[str, str]:

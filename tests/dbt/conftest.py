@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import pytest
 from dagster_project.dbt.project import run_dbt
 from dagster_project.warehouse import connection, embedded
 
-UTC = timezone.utc
+UTC = UTC
 
 # The raw layer exactly as contracts.md describes it (the extraction assets create the same tables).
 RAW_DDL = """

@@ -16,11 +16,11 @@ person; gina's key is older and survives), a new person harry (shop 108), and mo
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from conftest import load_raw
 
-UTC = timezone.utc
+UTC = UTC
 AS_OF_1 = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
 AS_OF_2 = datetime(2026, 4, 10, 12, 0, tzinfo=UTC)
 BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 Version/17.0 Safari/605.1.15"
@@ -176,3 +176,16 @@ def load_phase(url: str, phase: int) -> None:
     data = PHASE_1 if phase == 1 else PHASE_2
     for table, rows in data.items():
         load_raw(url, table, rows)
+
+
+# Who is who (the hand-made ground truth), phase 1.
+PEOPLE: dict[str, dict[str, list]] = {
+    "alice": {"crm": ["crm-1"], "shop": [101], "esp": ["esp-1"], "anon": ["a-1"]},
+    "bob": {"crm": [], "shop": [102], "esp": [], "anon": []},
+    "carol": {"crm": ["crm-2", "crm-3"], "shop": [], "esp": ["esp-3"], "anon": []},
+    "dave": {"crm": [], "shop": [104], "esp": [], "anon": []},
+    "erin": {"crm": [], "shop": [105], "esp": [], "anon": []},
+    "frank": {"crm": ["crm-6"], "shop": [], "esp": [], "anon": ["a-6"]},
+    "gina": {"crm": [], "shop": [107], "esp": [], "anon": []},
+}
+SHARED_ANONYMOUS_IDS = {"a-9"}
