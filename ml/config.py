@@ -63,6 +63,9 @@ class SegmentationConfig:
     max_match_distance: float = 1.5
     """Hungarian matching to the previous run: pairs further apart (scaled units) get a new id."""
     random_state: int = 42
+    n_threads: int = 1
+    """OpenMP threads for KMeans. Small fits on a busy 2-core machine run ~30x slower with 2 threads
+    (spin-waiting), so one is the safe default."""
 
     def parameters(self) -> dict[str, Any]:
         return _plain(asdict(self))
@@ -74,7 +77,7 @@ class SendTimeConfig:
     """Real opens/clicks a customer needs for a user-level prediction."""
     min_level_responses: int = 30
     """Responses a segment/time zone/the whole base needs before its distribution is used."""
-    user_prior_strength: float = 4.0
+    user_prior_strength: float = 10.0
     """Empirical-Bayes pseudo-responses pulling a customer toward the segment/time-zone prior."""
     segment_prior_strength: float = 50.0
     timezone_prior_strength: float = 200.0

@@ -21,15 +21,18 @@ def data_fingerprint(*frames: pd.DataFrame) -> str:
     return digest.hexdigest()[:16]
 
 
-def model_version(model: str, parameters: dict[str, Any], fingerprint: str, as_of: pd.Timestamp) -> str:
+def model_version(
+    model: str, parameters: dict[str, Any], fingerprint: str, as_of: pd.Timestamp | None = None
+) -> str:
     """Deterministic: the same parameters on the same data give the same version, so a re-run
-    overwrites its own rows instead of adding a new model."""
+    overwrites its own rows instead of adding a new model. `as_of` (the data's date) is a readable prefix."""
     digest = hashlib.sha256(
         json.dumps(
             {"model": model, "parameters": parameters, "data": fingerprint}, sort_keys=True, default=str
         ).encode()
     ).hexdigest()[:10]
-    return f"{model}-{pd.Timestamp(as_of).strftime('%Y%m%d')}-{digest}"
+    date = "" if as_of is None else f"{pd.Timestamp(as_of).strftime('%Y%m%d')}-"
+    return f"{model}-{date}{digest}"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score, silhouette_score
+from threadpoolctl import threadpool_limits
 
 from ml.config import SegmentationConfig
 from ml.features import KEY, FeatureError, FeatureTransform, fit_feature_transform
@@ -132,6 +133,15 @@ def choose_k(k_scores: pd.DataFrame, min_stability: float) -> int:
     return int(stable.sort_values(["silhouette", "k"], ascending=[False, True]).iloc[0]["k"])
 
 
+def readable_centroids(original: pd.DataFrame) -> pd.DataFrame:
+    """Centroids for people: float noise rounded away, no negatives from expm1, and no 'days since last
+    order' for segments whose typical customer never ordered (that value is only the fill for nulls)."""
+    readable = original.clip(lower=0).round(4)
+    if "recency_days" in readable and "frequency" in readable:
+        readable.loc[readable["frequency"] < 0.5, "recency_days"] = np.nan
+    return readable
+
+
 def nearest_centroids(kmeans: KMeans, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cluster index, distance to its centroid, and confidence = 1 - nearest / second-nearest distance."""
     distances = kmeans.transform(points)
@@ -244,6 +254,16 @@ def fit_segments(
     `previous_profiles` (segment_id + centroid columns in original units) and `previous_assignments`
     (customer_key, segment_id) come from the last run, to keep ids stable and count movers."""
     config = config or SegmentationConfig()
+    with threadpool_limits(limits=config.n_threads, user_api="openmp"):
+        return _fit_segments(features, config, previous_profiles, previous_assignments)
+
+
+def _fit_segments(
+    features: pd.DataFrame,
+    config: SegmentationConfig,
+    previous_profiles: pd.DataFrame | None,
+    previous_assignments: pd.DataFrame | None,
+) -> SegmentationResult:
     if features[KEY].duplicated().any():
         duplicated = features.loc[features[KEY].duplicated(), KEY].head(5).tolist()
         raise FeatureError(f"{KEY} must be unique in the features table; duplicated: {duplicated}")
@@ -268,11 +288,14 @@ def fit_segments(
     names = name_segments(z_centroids, original)
 
     previous_scaled, previous_ids = None, None
-    if previous_profiles is not None and not previous_profiles.empty:
-        usable = previous_profiles.dropna(subset=list(config.features))
-        if set(config.features) <= set(usable.columns) and len(usable):
-            previous_scaled = transform.transform(usable)
-            previous_ids = usable["segment_id"].to_numpy()
+    if (
+        previous_profiles is not None
+        and not previous_profiles.empty
+        and set(config.features) <= set(previous_profiles.columns)
+    ):
+        # nulls (e.g. recency of a segment that never ordered) get the same fill as customers' nulls
+        previous_scaled = transform.transform(previous_profiles)
+        previous_ids = previous_profiles["segment_id"].to_numpy()
     segment_ids = match_segment_ids(
         scaled_centroids, previous_scaled, previous_ids, sizes, config.max_match_distance
     )
@@ -297,7 +320,7 @@ def fit_segments(
                     "share": sizes / max(len(features), 1),
                 }
             ),
-            original,
+            readable_centroids(original),
         ],
         axis=1,
     ).sort_values("segment_id", ignore_index=True)

@@ -1,0 +1,195 @@
+"""One run of each model, end to end but without I/O: inputs are frames read by the Dagster layer, outputs
+are the rows to write, the run record for ml.model_runs, the fitted artefact, and the pictures."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml.config import MLConfig
+from ml.evaluation import (
+    backtest_send_time,
+    global_best_hour,
+    ground_truth_agreement,
+    segmentation_quality,
+    user_most_frequent_hours,
+)
+from ml.features import KEY
+from ml.plots import segment_centroid_chart, send_time_heatmap
+from ml.registry import ModelRun, data_fingerprint, model_version
+from ml.segmentation import SegmentationModel, fit_segments
+from ml.send_time import Engagement, SendTimeModel, fit_send_time, next_send_slots, prepare_engagement
+
+SEGMENTS_MODEL = "customer_segments"
+SEND_TIME_MODEL = "send_time"
+
+
+@dataclass
+class SegmentationRun:
+    version: str
+    assignments: pd.DataFrame
+    """ml.customer_segments rows"""
+    profiles: pd.DataFrame
+    """ml.segment_profiles rows"""
+    run: ModelRun
+    model: SegmentationModel
+    plots: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass
+class SendTimeRun:
+    version: str
+    predictions: pd.DataFrame
+    """ml.send_time_predictions rows"""
+    backtest: pd.DataFrame
+    run: ModelRun
+    model: SendTimeModel
+    plots: dict[str, bytes] = field(default_factory=dict)
+
+
+def segmentation_version(features: pd.DataFrame, config: MLConfig) -> str:
+    return model_version(SEGMENTS_MODEL, config.segmentation.parameters(), data_fingerprint(features))
+
+
+def run_segmentation(
+    features: pd.DataFrame,
+    config: MLConfig | None = None,
+    previous_profiles: pd.DataFrame | None = None,
+    previous_assignments: pd.DataFrame | None = None,
+    truth: pd.DataFrame | None = None,
+) -> SegmentationRun:
+    """`truth` (customer_key, archetype) is used only to score the result, never to fit it."""
+    config = config or MLConfig()
+    features = features.sort_values(KEY, ignore_index=True)
+    version = segmentation_version(features, config)
+    result = fit_segments(features, config.segmentation, previous_profiles, previous_assignments)
+    assignments = result.assignments.assign(model_version=version)
+    profiles = result.profiles.assign(model_version=version)
+    metrics = {**result.metrics, **segmentation_quality(result.assignments, features, truth)}
+    run = ModelRun(
+        model=SEGMENTS_MODEL,
+        version=version,
+        parameters=config.segmentation.parameters(),
+        data_snapshot={"customers": len(features), "fingerprint": data_fingerprint(features)},
+        metrics=metrics,
+    )
+    plots = {"segment_centroids": segment_centroid_chart(profiles, list(config.segmentation.features))}
+    return SegmentationRun(version, assignments, profiles, run, result.model, plots)
+
+
+def run_send_time(
+    events: pd.DataFrame,
+    customers: pd.DataFrame,
+    segments: pd.DataFrame | None,
+    config: MLConfig | None = None,
+    truth: pd.DataFrame | None = None,
+    as_of: pd.Timestamp | None = None,
+) -> SendTimeRun:
+    """Fit on all engagement, predict for every customer, backtest against the baselines.
+
+    `as_of` defaults to the latest event time (reproducible, unlike now()); `truth` (customer_key,
+    preferred_hour_of_week_local) is used only to score."""
+    config = config or MLConfig()
+    customers = customers.sort_values(KEY, ignore_index=True)
+    if as_of is None:
+        latest = pd.to_datetime(events["event_at"], utc=True).max() if len(events) else pd.NaT
+        as_of = latest if not pd.isna(latest) else pd.Timestamp("1970-01-01", tz="UTC")
+    as_of = pd.Timestamp(as_of)
+    engagement = prepare_engagement(events, customers, config.send_time)
+    fitted = fit_send_time(engagement, customers, segments, config.send_time)
+    slots = next_send_slots(
+        fitted.predictions["best_hour_of_week"].to_numpy(),
+        customers["timezone"],
+        as_of,
+        config.send_time.default_timezone,
+    )
+    parameters = {"send_time": config.send_time.parameters(), "backtest_test_days": config.backtest.test_days}
+    fingerprint = _engagement_fingerprint(engagement, customers, segments)
+    version = model_version(SEND_TIME_MODEL, parameters, fingerprint, as_of)
+    predictions = pd.concat(
+        [
+            fitted.predictions[[KEY, "best_hour_of_week"]],
+            slots,
+            fitted.predictions[["source_level", "confidence"]],
+        ],
+        axis=1,
+    ).assign(model_version=version)
+
+    backtest = backtest_send_time(engagement, customers, segments, as_of, config.send_time, config.backtest)
+    metrics: dict[str, Any] = {
+        **fitted.model.metrics,
+        "backtest_cutoff": backtest["cutoff"],
+        "backtest_train_responses": backtest["train_responses"],
+        "backtest_test_responses": backtest["test_responses"],
+        "backtest": backtest["summary"],
+    }
+    if truth is not None and not truth.empty:
+        n_users = len(engagement.customer_keys)
+        best_global = global_best_hour(engagement.response_hour, config.send_time.default_hour_of_week)
+        metrics["ground_truth_within_1h"] = ground_truth_agreement(
+            {
+                "model": predictions["best_hour_of_week"].to_numpy(),
+                "global_best_hour": np.full(n_users, best_global),
+                "user_most_frequent_hour": user_most_frequent_hours(
+                    engagement.response_user, engagement.response_hour, n_users, best_global
+                ),
+            },
+            engagement.customer_keys,
+            truth,
+        )
+    run = ModelRun(
+        model=SEND_TIME_MODEL,
+        version=version,
+        parameters=parameters,
+        data_snapshot={
+            "as_of": as_of.isoformat(),
+            "customers": len(customers),
+            "email_events": len(events),
+            "fingerprint": fingerprint,
+        },
+        metrics=metrics,
+    )
+    plots = {"best_send_hour_heatmap": send_time_heatmap(predictions["best_hour_of_week"].to_numpy())}
+    return SendTimeRun(version, predictions, backtest["table"], run, fitted.model, plots)
+
+
+def markdown_table(frame: pd.DataFrame, digits: int = 3, limit: int = 30) -> str:
+    """A small frame as a Markdown table (numbers rounded), for Dagster metadata."""
+    shown = frame.head(limit)
+    header = "| " + " | ".join(map(str, shown.columns)) + " |"
+    rule = "|" + "---|" * len(shown.columns)
+    lines = [header, rule]
+    for row in shown.itertuples(index=False):
+        cells = [_cell(value, digits) for value in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value: Any, digits: int) -> str:
+    if isinstance(value, float | np.floating):
+        if not np.isfinite(value):
+            return ""
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.{digits}g}"
+    return str(value)
+
+
+def _engagement_fingerprint(
+    engagement: Engagement, customers: pd.DataFrame, segments: pd.DataFrame | None
+) -> str:
+    digest = hashlib.sha256()
+    for array in (
+        engagement.delivery_user,
+        engagement.delivery_hour,
+        engagement.response_user,
+        engagement.response_hour,
+        engagement.response_at.astype(np.int64),
+    ):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    digest.update(data_fingerprint(customers[[KEY, "timezone"]]).encode())
+    if segments is not None:
+        digest.update(data_fingerprint(segments[[KEY, "segment_id"]]).encode())
+    return digest.hexdigest()[:16]
