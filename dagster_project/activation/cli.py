@@ -11,6 +11,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     only.add_argument("--profiles-only", action="store_true", help="skip the campaign audiences")
     only.add_argument("--audiences-only", action="store_true", help="skip the profile sync")
     parser.add_argument("--marts-schema", default="marts", help="schema of the dbt marts (default: marts)")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="profiles per ESP request (default: API max)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     url = warehouse_url(settings)
     ensure_schemas(url)
     target = resolve_target(settings)
-    client = None if args.dry_run else build_client(settings)[0]
+    client = None if args.dry_run else build_client(settings, upsert_batch_size=args.batch_size)[0]
     print(
         f"ESP: {target.provider} at {target.base_url}, list {target.list_id}"
         + (" (dry run)" if args.dry_run else "")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
 
@@ -236,3 +239,29 @@ def test_dry_run_sends_nothing_and_reports_the_plan(world, sandbox):  # noqa: F8
     before = sandbox.store.request_count
     preview = run_sync(world.conn, make_client(sandbox), DEST, LIST, dry_run=True)
     assert len(preview.plan.to_remove) == 1 and sandbox.store.request_count == before
+
+
+def test_sync_process_killed_mid_run_then_rerun_ends_in_the_exact_state(world, sandbox, monkeypatch):  # noqa: F811
+    sandbox.faults.update({"slow_requests": 1_000_000, "slow_seconds": 0.1})
+    env = {**os.environ, "ESP_PROVIDER": "sandbox", "ESP_BASE_URL": sandbox.url, "ESP_LIST_ID": LIST}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dagster_project.cli", "sync", "--profiles-only", "--batch-size", "20"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while len(sandbox.store.jobs) < 3 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    process.kill()
+    assert process.wait() == -9
+    confirmed = world.conn.execute("select count(*) from activation.esp_sync_state").fetchone()[0]
+    assert 0 < len(sandbox.store.profiles) < len(world.contactable_emails())
+    assert confirmed <= len(sandbox.store.profiles)
+    unfinished = world.conn.execute("select status from activation.esp_sync_log").fetchall()
+    assert unfinished == [("running",)]  # the killed run never got to write its end
+
+    sandbox.faults.update({"slow_requests": 0})
+    result = run_sync(world.conn, make_client(sandbox), DEST, LIST)
+    assert result.added == len(world.contactable_emails()) - confirmed
+    assert_exact_state(world, sandbox)
