@@ -81,7 +81,7 @@ def _reading_delay_hours(
     daily = np.mod(np.mod(preferred, 24.0) + noise - np.mod(local_how, 24.0), 24.0)
     anytime = rng.exponential(5.0, len(persons))
     mode = rng.random(len(persons))
-    return np.where(mode < 0.6, weekly, np.where(mode < 0.85, daily, anytime)) + 0.02
+    return np.where(mode < 0.55, weekly, np.where(mode < 0.8, daily, anytime)) + 0.02
 
 
 def _campaign(

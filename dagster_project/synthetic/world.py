@@ -247,7 +247,8 @@ def _run_days(
         counts = generate_day(conn, config, paths, population, state, day)
         conn.commit()
         for key, value in counts.items():
-            rows[key] = rows.get(key, 0) + value
+            if key in rows:
+                rows[key] += value
         _say(
             progress,
             f"day {index - first + 1}/{count} {day.date}: {counts['shop_orders']} orders, "
