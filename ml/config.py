@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ml.registry import json_ready
+
 DEFAULT_SEGMENT_FEATURES: tuple[str, ...] = (
     "recency_days",
     "frequency",
@@ -68,7 +70,7 @@ class SegmentationConfig:
     (spin-waiting), so one is the safe default."""
 
     def parameters(self) -> dict[str, Any]:
-        return _plain(asdict(self))
+        return json_ready(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ class SendTimeConfig:
     default_timezone: str = "UTC"
 
     def parameters(self) -> dict[str, Any]:
-        return _plain(asdict(self))
+        return json_ready(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -107,12 +109,3 @@ class MLConfig:
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     send_time: SendTimeConfig = field(default_factory=SendTimeConfig)
     backtest: BacktestConfig = field(default_factory=BacktestConfig)
-
-
-def _plain(value: Any) -> Any:
-    """Tuples -> lists so parameters serialise to JSON the same way every time."""
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    return value

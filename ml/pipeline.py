@@ -52,6 +52,8 @@ class SendTimeRun:
 
 
 def segmentation_version(features: pd.DataFrame, config: MLConfig) -> str:
+    """Known before fitting, so the previous run (any other version) can be looked up first."""
+    features = features.sort_values(KEY, ignore_index=True)
     return model_version(SEGMENTS_MODEL, config.segmentation.parameters(), data_fingerprint(features))
 
 

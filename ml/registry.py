@@ -55,17 +55,17 @@ class ModelRun:
 
 
 def to_json(value: Any) -> str:
-    return json.dumps(_plain(value), sort_keys=True, allow_nan=False)
+    return json.dumps(json_ready(value), sort_keys=True, allow_nan=False)
 
 
-def _plain(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
     """numpy/pandas scalars -> Python; NaN/inf -> None (JSON has no NaN)."""
     if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
+        return {str(key): json_ready(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
+        return [json_ready(item) for item in value]
     if isinstance(value, np.ndarray):
-        return [_plain(item) for item in value.tolist()]
+        return [json_ready(item) for item in value.tolist()]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not np.isfinite(value):

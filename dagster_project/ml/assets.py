@@ -1,0 +1,175 @@
+"""ML assets: KMeans customer segments (+ their profiles) and per-customer send-time predictions.
+
+Thin wrappers: read the marts, call the pure functions of `ml.pipeline`, write ml.*, attach metadata."""
+
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from dagster_project.ml import io
+from dagster_project.settings import get_settings
+from dagster_project.warehouse.resource import WarehouseResource
+from ml.config import MLConfig
+from ml.evaluation import truth_by_customer
+from ml.pipeline import (
+    SEGMENTS_MODEL,
+    SEND_TIME_MODEL,
+    markdown_table,
+    run_segmentation,
+    run_send_time,
+    segmentation_version,
+)
+from ml.registry import json_ready
+
+GROUP = "ml"
+KINDS = {"scikit-learn", "postgres"}
+FEATURES = dg.AssetKey(["fct_customer_features"])
+CUSTOMERS = dg.AssetKey(["dim_customers"])
+EMAIL_EVENTS = dg.AssetKey(["fct_email_events"])
+CUSTOMER_SEGMENTS = dg.AssetKey(["ml", "customer_segments"])
+SEGMENT_PROFILES = dg.AssetKey(["ml", "segment_profiles"])
+SEND_TIME_PREDICTIONS = dg.AssetKey(["ml", "send_time_predictions"])
+
+
+def _truth(customers: pd.DataFrame) -> pd.DataFrame | None:
+    people = io.read_ground_truth(get_settings().ground_truth_dir)
+    return None if people is None else truth_by_customer(people, customers)
+
+
+def _plot_metadata(plots: dict[str, bytes], version: str) -> dict[str, dg.MetadataValue]:
+    settings = get_settings()
+    metadata: dict[str, dg.MetadataValue] = {}
+    for name, png in plots.items():
+        path = io.save_png(settings.reports_dir, version, name, png)
+        metadata[name] = dg.MetadataValue.md(io.png_markdown(png, name, path))
+        metadata[f"{name}_path"] = dg.MetadataValue.path(str(path))
+    return metadata
+
+
+def _json(value: Any) -> dg.MetadataValue:
+    return dg.MetadataValue.json(json_ready(value))
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            CUSTOMER_SEGMENTS,
+            deps=[FEATURES],
+            group_name=GROUP,
+            kinds=KINDS,
+            description=(
+                "One row per customer: KMeans segment id (stable across runs by Hungarian matching to the "
+                "previous run's centroids), readable segment name, distance to its centroid and a "
+                "confidence (margin to the second-nearest centroid). k chosen by silhouette among stable k."
+            ),
+        ),
+        dg.AssetSpec(
+            SEGMENT_PROFILES,
+            deps=[FEATURES],
+            group_name=GROUP,
+            kinds=KINDS,
+            description="Per model version and segment: size, share, centroid in each feature's own units.",
+        ),
+    ],
+)
+def customer_segments(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    config = MLConfig()
+    settings = get_settings()
+    with warehouse.connect() as conn:
+        features = io.read_features(conn)
+        customers = io.read_customers(conn)
+        previous_profiles, previous_assignments = io.previous_segmentation(
+            conn, segmentation_version(features, config)
+        )
+        result = run_segmentation(
+            features, config, previous_profiles, previous_assignments, truth=_truth(customers)
+        )
+        version = result.version
+        artefact = io.save_artefact(settings.models_dir, SEGMENTS_MODEL, version, result.model)
+        assignments = result.assignments
+        if previous_assignments is not None:
+            before = previous_assignments.set_index("customer_key")["segment_id"]
+            assignments = assignments.assign(previous_segment_id=assignments["customer_key"].map(before))
+        io.write_segmentation(
+            conn, result.run, assignments, result.profiles, list(config.segmentation.features)
+        )
+    metrics = result.run.metrics
+    context.log.info(f"segments {version}: k={metrics['k']}, moved={metrics['moved_customers']}")
+    common = {
+        "model_version": dg.MetadataValue.text(version),
+        "artefact": dg.MetadataValue.path(str(artefact)),
+    }
+    scores = {
+        name: dg.MetadataValue.float(float(metrics[name]))
+        for name in ("silhouette", "stability_ari", "ari_kmeans", "ari_rfm_baseline")
+        if name in metrics
+    }
+    yield dg.MaterializeResult(
+        asset_key=CUSTOMER_SEGMENTS,
+        metadata={
+            **common,
+            **scores,
+            "dagster/row_count": dg.MetadataValue.int(len(assignments)),
+            "k": dg.MetadataValue.int(int(metrics["k"])),
+            "moved_customers": dg.MetadataValue.int(int(metrics["moved_customers"])),
+            "k_scores": dg.MetadataValue.md(markdown_table(pd.DataFrame(metrics["k_scores"]))),
+            "metrics": _json(metrics),
+            "preview": dg.MetadataValue.md(markdown_table(assignments.head(10))),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=SEGMENT_PROFILES,
+        metadata={
+            **common,
+            "dagster/row_count": dg.MetadataValue.int(len(result.profiles)),
+            "profiles": dg.MetadataValue.md(markdown_table(result.profiles.drop(columns="model_version"))),
+            **_plot_metadata(result.plots, version),
+        },
+    )
+
+
+@dg.asset(
+    key=SEND_TIME_PREDICTIONS,
+    deps=[EMAIL_EVENTS, CUSTOMERS, CUSTOMER_SEGMENTS],
+    group_name=GROUP,
+    kinds=KINDS,
+    description=(
+        "Per customer: best local hour of the week to send, learned from real opens and clicks (machine "
+        "opens excluded) relative to when mail was delivered, shrunk toward segment -> time zone -> global; "
+        "the next UTC slot for that hour, the level the prediction rests on and a confidence. Every run is "
+        "backtested against the best global hour and each customer's most frequent past hour."
+    ),
+)
+def send_time_predictions(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    config = MLConfig()
+    settings = get_settings()
+    with warehouse.connect() as conn:
+        customers = io.read_customers(conn)
+        events = io.read_email_events(conn)
+        segments = io.read_segments(conn)
+        result = run_send_time(events, customers, segments, config, truth=_truth(customers))
+        artefact = io.save_artefact(settings.models_dir, SEND_TIME_MODEL, result.version, result.model)
+        io.write_send_times(conn, result.run, result.predictions)
+    metrics = result.run.metrics
+    backtest = metrics["backtest"]
+    context.log.info(f"send times {result.version}: {metrics['source_levels']}")
+    headline = {
+        f"hit_rate_1h.{method}": dg.MetadataValue.float(backtest[f"{method}.all.hit_rate_1h"])
+        for method in ("model", "global_best_hour", "user_most_frequent_hour")
+    }
+    return dg.MaterializeResult(
+        metadata={
+            "model_version": dg.MetadataValue.text(result.version),
+            "artefact": dg.MetadataValue.path(str(artefact)),
+            "dagster/row_count": dg.MetadataValue.int(len(result.predictions)),
+            **headline,
+            "backtest": dg.MetadataValue.md(markdown_table(result.backtest)),
+            "source_levels": _json(metrics["source_levels"]),
+            "metrics": _json(metrics),
+            "preview": dg.MetadataValue.md(markdown_table(result.predictions.head(10))),
+            **_plot_metadata(result.plots, result.version),
+        }
+    )

@@ -1,0 +1,282 @@
+"""Reading the marts the ML needs and writing the ml.* tables and model artefacts.
+
+Writes are idempotent and atomic per asset: one transaction replaces the asset's rows (and upserts its
+ml.model_runs row); artefacts are written to a temporary file and renamed into place first, so the
+registry never names a file that does not exist."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pandas as pd
+import psycopg
+
+from ml.registry import ModelRun
+
+MARTS = "marts"
+FEATURE_TEXT_COLUMNS = ("customer_key", "top_categories", "behavioural_segments")
+LEVEL_CHECK = "source_level in ('user', 'segment', 'timezone', 'global', 'default')"
+
+MODEL_RUNS_DDL = """
+create table if not exists ml.model_runs (
+    model text not null,
+    version text not null,
+    parameters jsonb not null,
+    data_snapshot jsonb not null,
+    metrics jsonb not null,
+    created_at timestamptz not null default now(),
+    primary key (model, version)
+)"""
+CUSTOMER_SEGMENTS_DDL = """
+create table if not exists ml.customer_segments (
+    customer_key text primary key,
+    segment_id integer not null,
+    segment_name text not null,
+    distance double precision not null,
+    confidence double precision not null,
+    model_version text not null,
+    previous_segment_id integer
+)"""
+SEND_TIME_DDL = f"""
+create table if not exists ml.send_time_predictions (
+    customer_key text primary key,
+    best_hour_of_week integer not null check (best_hour_of_week between 0 and 167),
+    local_hour integer not null check (local_hour between 0 and 23),
+    local_weekday integer not null check (local_weekday between 0 and 6),
+    timezone text not null,
+    next_send_at_utc timestamptz not null,
+    source_level text not null check ({LEVEL_CHECK}),
+    confidence double precision not null,
+    model_version text not null
+)"""
+
+
+def segment_profiles_ddl(features: Sequence[str]) -> str:
+    centroid_columns = "".join(f",\n    {name} double precision" for name in features)
+    return f"""
+create table if not exists ml.segment_profiles (
+    model_version text not null,
+    segment_id integer not null,
+    segment_name text not null,
+    size bigint not null,
+    share double precision not null{centroid_columns},
+    primary key (model_version, segment_id)
+)"""
+
+
+def read_frame(
+    conn: psycopg.Connection,
+    query: str,
+    params: Sequence[Any] = (),
+    text_columns: Sequence[str] = (),
+    time_columns: Sequence[str] = (),
+    bool_columns: Sequence[str] = (),
+) -> pd.DataFrame:
+    """A query's rows as a DataFrame through COPY (fast for millions of rows), timestamps in UTC."""
+    buffer = io.BytesIO()
+    with conn.cursor() as cursor:
+        cursor.execute("set time zone 'UTC'")
+        bound = psycopg.ClientCursor(conn).mogrify(query, params) if params else query
+        with cursor.copy(f"copy ({bound}) to stdout with (format csv, header true)") as copy:
+            for block in copy:
+                buffer.write(block)
+    buffer.seek(0)
+    frame = pd.read_csv(
+        buffer,
+        dtype={name: "object" for name in text_columns},
+        keep_default_na=True,
+        low_memory=False,
+    )
+    for name in time_columns:
+        frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601")
+    for name in bool_columns:
+        frame[name] = frame[name].map({"t": True, "f": False, True: True, False: False}).astype("boolean")
+    return frame
+
+
+def read_features(conn: psycopg.Connection) -> pd.DataFrame:
+    return read_frame(
+        conn,
+        f"select * from {MARTS}.fct_customer_features order by customer_key",
+        text_columns=FEATURE_TEXT_COLUMNS,
+    )
+
+
+def read_customers(conn: psycopg.Connection) -> pd.DataFrame:
+    return read_frame(
+        conn,
+        f"select customer_key, email, timezone, is_contactable, esp_profile_id from {MARTS}.dim_customers "
+        "order by customer_key",
+        text_columns=("customer_key", "email", "timezone", "esp_profile_id"),
+        bool_columns=("is_contactable",),
+    )
+
+
+def read_email_events(conn: psycopg.Connection) -> pd.DataFrame:
+    """Only what the send-time model uses: deliveries, opens and clicks of known customers."""
+    return read_frame(
+        conn,
+        "select customer_key, event_type, event_at, message_id, delivered_at, is_machine_open "
+        f"from {MARTS}.fct_email_events "
+        "where customer_key is not null and event_type in ('delivered', 'open', 'click')",
+        text_columns=("customer_key", "event_type", "message_id"),
+        time_columns=("event_at", "delivered_at"),
+        bool_columns=("is_machine_open",),
+    )
+
+
+def table_exists(conn: psycopg.Connection, qualified_name: str) -> bool:
+    with conn.cursor() as cursor:
+        cursor.execute("select to_regclass(%s) is not null", (qualified_name,))
+        return bool(cursor.fetchone()[0])
+
+
+def read_segments(conn: psycopg.Connection) -> pd.DataFrame | None:
+    if not table_exists(conn, "ml.customer_segments"):
+        return None
+    return read_frame(
+        conn,
+        "select customer_key, segment_id, previous_segment_id, model_version from ml.customer_segments",
+        text_columns=("customer_key", "model_version"),
+    )
+
+
+def previous_segmentation(
+    conn: psycopg.Connection, current_version: str
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The last other run's profiles, and each customer's segment before this version was written."""
+    if not (table_exists(conn, "ml.model_runs") and table_exists(conn, "ml.segment_profiles")):
+        return None, None
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "select version from ml.model_runs where model = 'customer_segments' and version <> %s "
+            "order by created_at desc, version desc limit 1",
+            (current_version,),
+        )
+        row = cursor.fetchone()
+    profiles = (
+        read_frame(
+            conn,
+            "select * from ml.segment_profiles where model_version = %s",
+            (row[0],),
+            text_columns=("model_version", "segment_name"),
+        )
+        if row
+        else None
+    )
+    segments = read_segments(conn)
+    if segments is None or segments.empty:
+        return profiles, None
+    rerun = segments["model_version"] == current_version
+    before = segments["segment_id"].where(~rerun, segments["previous_segment_id"])
+    assignments = pd.DataFrame({"customer_key": segments["customer_key"], "segment_id": before}).dropna()
+    return profiles, assignments.astype({"segment_id": "int64"})
+
+
+def _copy_frame(conn: psycopg.Connection, table: str, frame: pd.DataFrame) -> None:
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, header=False, na_rep="")
+    columns = ", ".join(frame.columns)
+    with (
+        conn.cursor() as cursor,
+        cursor.copy(f"copy {table} ({columns}) from stdin with (format csv)") as copy,
+    ):
+        copy.write(buffer.getvalue())
+
+
+def _upsert_run(conn: psycopg.Connection, run: ModelRun) -> None:
+    row = run.row()
+    with conn.cursor() as cursor:
+        cursor.execute(MODEL_RUNS_DDL)
+        cursor.execute(
+            "insert into ml.model_runs (model, version, parameters, data_snapshot, metrics) "
+            "values (%(model)s, %(version)s, %(parameters)s, %(data_snapshot)s, %(metrics)s) "
+            "on conflict (model, version) do update set parameters = excluded.parameters, "
+            "data_snapshot = excluded.data_snapshot, metrics = excluded.metrics",
+            row,
+        )
+
+
+def write_segmentation(
+    conn: psycopg.Connection,
+    run: ModelRun,
+    assignments: pd.DataFrame,
+    profiles: pd.DataFrame,
+    features: Sequence[str],
+) -> None:
+    """Replace ml.customer_segments with this run, (re)write its profiles, record the run; one transaction."""
+    with conn.transaction(), conn.cursor() as cursor:
+        cursor.execute("select pg_advisory_xact_lock(hashtext('ml.customer_segments'))")
+        cursor.execute(CUSTOMER_SEGMENTS_DDL)
+        cursor.execute(segment_profiles_ddl(features))
+        for name in features:
+            cursor.execute(
+                f"alter table ml.segment_profiles add column if not exists {name} double precision"
+            )
+        cursor.execute("truncate ml.customer_segments")
+        _copy_frame(conn, "ml.customer_segments", assignments)
+        cursor.execute("delete from ml.segment_profiles where model_version = %s", (run.version,))
+        _copy_frame(conn, "ml.segment_profiles", profiles)
+        _upsert_run(conn, run)
+
+
+def write_send_times(conn: psycopg.Connection, run: ModelRun, predictions: pd.DataFrame) -> None:
+    with conn.transaction(), conn.cursor() as cursor:
+        cursor.execute("select pg_advisory_xact_lock(hashtext('ml.send_time_predictions'))")
+        cursor.execute(SEND_TIME_DDL)
+        cursor.execute("truncate ml.send_time_predictions")
+        _copy_frame(conn, "ml.send_time_predictions", predictions)
+        _upsert_run(conn, run)
+
+
+def read_model_run(conn: psycopg.Connection, model: str, version: str) -> dict[str, Any] | None:
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "select parameters, data_snapshot, metrics, created_at from ml.model_runs "
+            "where model = %s and version = %s",
+            (model, version),
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return dict(zip(("parameters", "data_snapshot", "metrics", "created_at"), row, strict=True))
+
+
+def read_ground_truth(ground_truth_dir: Path) -> pd.DataFrame | None:
+    """people.csv of the synthetic world, for scoring only (None when the world has none)."""
+    path = ground_truth_dir / "people.csv"
+    if not path.exists():
+        return None
+    return pd.read_csv(
+        path, dtype={"esp_profile_id": "object", "canonical_email": "object", "shop_customer_id": "object"}
+    )
+
+
+def save_artefact(models_dir: Path, model: str, version: str, artefact: Any) -> Path:
+    """models_dir/<model>/<version>.joblib, written atomically."""
+    target = models_dir / model / f"{version}.joblib"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_suffix(".joblib.tmp")
+    joblib.dump(artefact, temporary, compress=3)
+    os.replace(temporary, target)
+    return target
+
+
+def save_png(reports_dir: Path, version: str, name: str, png: bytes) -> Path:
+    target = reports_dir / "ml" / version / f"{name}.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(png)
+    return target
+
+
+def png_markdown(png: bytes, title: str, path: Path | None = None) -> str:
+    """Markdown that shows the picture inline in the Dagster UI (data URI), with its saved path."""
+    encoded = base64.b64encode(png).decode("ascii")
+    saved = f"\n\nSaved at `{path}`" if path else ""
+    return f"![{title}](data:image/png;base64,{encoded}){saved}"
