@@ -15,12 +15,12 @@ checks as (
 
 previous_keys as (
     {%- if previous is not none and not flags.FULL_REFRESH %}
-    select identifier_type, identifier_value, customer_key, key_first_seen_at
+    select identifier_type, identifier_value, customer_key, key_first_seen_at, previous_customer_key
     from {{ previous }}
     where customer_key is not null
     {%- else %}
     select null::text as identifier_type, null::text as identifier_value,
-        null::text as customer_key, null::timestamptz as key_first_seen_at
+        null::text as customer_key, null::timestamptz as key_first_seen_at, null::text as previous_customer_key
     where false
     {%- endif %}
 ),
@@ -117,7 +117,11 @@ final as (
         nodes.component_id,
         component_keys.customer_key,
         component_keys.key_first_seen_at,
-        previous_keys.customer_key as previous_customer_key
+        case
+            when previous_keys.customer_key is distinct from component_keys.customer_key
+                then previous_keys.customer_key
+            else previous_keys.previous_customer_key
+        end as previous_customer_key
     from checks
     left join nodes using (identifier_type, identifier_value)
     left join component_keys using (component_id)

@@ -1,0 +1,94 @@
+"""Re-runs and new data: a rebuild without new raw rows changes nothing; new data keeps keys stable, and
+when two known people merge the older key survives and the retired one is mapped to it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import create_raw_tables, dbt_build, new_database, query
+from sendwise_hand_world import load_phase
+
+SNAPSHOT_TABLES = {
+    "marts.dim_customers": "customer_key",
+    "marts.fct_customer_features": "customer_key",
+    "marts.fct_email_events": "email_event_id",
+    "marts.fct_orders": "order_id",
+    "marts.fct_web_sessions": "session_id",
+    "staging.stg_web__events": "message_id",
+    "staging.stg_esp__events": "event_id",
+    "intermediate.int_identity__identifiers": "identifier_type, identifier_value",
+    "intermediate.int_identity__key_history": "retired_key",
+    "snapshots.snap_crm__contacts": "contact_id, dbt_valid_from",
+}
+# Columns that record when a row was written, not what it says.
+VOLATILE = {"dbt_updated_at", "dbt_scd_id", "_loaded_at"}
+
+
+def table_contents(url: str) -> dict[str, list[tuple]]:
+    contents = {}
+    for table, order in SNAPSHOT_TABLES.items():
+        rows = query(url, f"select * from {table} order by {order}")
+        contents[table] = [tuple(v for k, v in row.items() if k not in VOLATILE) for row in rows]
+    return contents
+
+
+def record_keys(url: str) -> dict[tuple[str, str], str]:
+    rows = query(url, "select record_type, record_id, customer_key from intermediate.int_identity__record_keys")
+    return {(r["record_type"], r["record_id"]): r["customer_key"] for r in rows}
+
+
+@pytest.fixture(scope="module")
+def incremental_runs(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    target = tmp_path_factory.mktemp("dbt-incremental")
+    url = new_database(pg_server, "dbt_incr")
+    create_raw_tables(url)
+    load_phase(url, 1)
+    dbt_build(url, target)
+    runs: dict = {"url": url, "keys_1": record_keys(url), "contents_1": table_contents(url)}
+    load_phase(url, 2)
+    dbt_build(url, target)
+    runs["keys_2"] = record_keys(url)
+    runs["contents_2"] = table_contents(url)
+    dbt_build(url, target)
+    runs["contents_2_rerun"] = table_contents(url)
+    runs["target"] = target
+    return runs
+
+
+def test_a_rerun_without_new_raw_data_changes_nothing(incremental_runs: dict):
+    assert incremental_runs["contents_2_rerun"] == incremental_runs["contents_2"]
+    assert incremental_runs["contents_2"] != incremental_runs["contents_1"]  # phase 2 did change things
+
+
+def test_keys_are_stable_and_the_older_key_survives_a_merge(incremental_runs: dict):
+    before, after = incremental_runs["keys_1"], incremental_runs["keys_2"]
+    bob, gina = before[("shop_customer_id", "102")], before[("shop_customer_id", "107")]
+    assert bob != gina
+    # crm-9 carries bob's email and gina's phone: one person now, under gina's older key.
+    assert after[("shop_customer_id", "102")] == after[("shop_customer_id", "107")] == gina
+    assert after[("crm_contact_id", "crm-9")] == gina
+    for record, key in before.items():
+        if key != bob:
+            assert after[record] == key, f"{record} changed key"
+    assert ("shop_customer_id", "108") in after and after[("shop_customer_id", "108")] not in before.values()
+
+    url = incremental_runs["url"]
+    history = query(url, "select retired_key, surviving_key from intermediate.int_identity__key_history")
+    assert [(h["retired_key"], h["surviving_key"]) for h in history] == [(bob, gina)]
+    dim = {r["customer_key"]: r for r in query(url, "select * from marts.dim_customers")}
+    assert bob not in dim and gina in dim
+    assert dim[gina]["source_systems"] == "crm,ecommerce"
+    events = query(url, "select count(*) as n from marts.fct_email_events where customer_key is null "
+                        "or customer_key not in (select customer_key from marts.dim_customers)")
+    assert events[0]["n"] == 0
+
+
+def test_a_rebuild_from_scratch_gives_the_same_keys(incremental_runs: dict, pg_server: str, tmp_path: Path):
+    """Keys come from the earliest identifier of a component, so state only matters for the history."""
+    url = new_database(pg_server, "dbt_scratch")
+    create_raw_tables(url)
+    load_phase(url, 1)
+    load_phase(url, 2)
+    dbt_build(url, tmp_path / "target")
+    assert record_keys(url) == incremental_runs["keys_2"]
