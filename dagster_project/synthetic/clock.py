@@ -25,7 +25,18 @@ def iso(ms: np.ndarray) -> list[str]:
 
 
 def iso_one(ms: int) -> str:
-    return (_EPOCH + dt.timedelta(milliseconds=ms)).isoformat(timespec="milliseconds")
+    """The same text as `iso` for one moment, fast enough to call per event."""
+    day, rest = divmod(ms, DAY_MS)
+    prefix = _DAY_PREFIX.get(day)
+    if prefix is None:
+        prefix = _DAY_PREFIX[day] = (_EPOCH + dt.timedelta(days=day)).date().isoformat() + "T"
+    seconds, millis = divmod(rest, 1000)
+    minutes, second = divmod(seconds, 60)
+    hour, minute = divmod(minutes, 60)
+    return f"{prefix}{hour:02d}:{minute:02d}:{second:02d}.{millis:03d}+00:00"
+
+
+_DAY_PREFIX: dict[int, str] = {}
 
 
 def utc_offsets_ms(zones: tuple[str, ...], day: dt.date) -> np.ndarray:

@@ -137,22 +137,22 @@ def _write_export(population: Population, state: WorldState, day: Day, slots: np
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("page-*.json"):
         stale.unlink()
-    owners = people.contact_person(slots)
-    created = iso(_created_ms(population)[slots])
-    updated = iso(state.contact_updated_ms[slots])
-    contacts = [
-        _contact(population, state, int(slot), int(owner), created[k], updated[k])
-        for k, (slot, owner) in enumerate(zip(slots.tolist(), owners.tolist(), strict=True))
-    ]
-    total_pages = max(1, -(-len(contacts) // PAGE_SIZE))
+    created_ms = _created_ms(population)
+    total_pages = max(1, -(-len(slots) // PAGE_SIZE))
     kind = "full" if day.index == 0 else "delta"
     exported_at = iso_one(day.end_ms - 30 * 60_000)
     for page in range(total_pages):
+        chunk = slots[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
+        created, updated = iso(created_ms[chunk]), iso(state.contact_updated_ms[chunk])
+        owners = people.contact_person(chunk).tolist()
         body = {
             "export_id": f"contacts-{kind}-{day.date.isoformat()}",
             "exported_at": exported_at,
             "page": page + 1,
             "total_pages": total_pages,
-            "results": contacts[page * PAGE_SIZE : (page + 1) * PAGE_SIZE],
+            "results": [
+                _contact(population, state, slot, owners[k], created[k], updated[k])
+                for k, slot in enumerate(chunk.tolist())
+            ],
         }
         (folder / f"page-{page + 1:05d}.json").write_bytes(orjson.dumps(body))

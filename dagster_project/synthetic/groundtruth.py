@@ -39,6 +39,12 @@ def write_people(population: Population, state: WorldState, folder: Path) -> int
     written = np.flatnonzero(state.contact_written)
     for slot, owner in zip(written.tolist(), people.contact_person(written).tolist(), strict=True):
         contacts.setdefault(owner, []).append(f"crm-{slot + 1:07d}")
+    anonymous: dict[int, list[str]] = {}
+    for device in range(8):
+        owners = np.flatnonzero((state.devices_seen >> device) & 1)
+        ids_of_device = people.anonymous_ids(owners, np.full(len(owners), device))
+        for owner, anonymous_id in zip(owners.tolist(), ids_of_device, strict=True):
+            anonymous.setdefault(owner, []).append(anonymous_id)
     everyone = np.arange(people.size)
     ids = person_ids(everyone)
     customer_ids = people.customer_ids(everyone).tolist()
@@ -48,7 +54,6 @@ def write_people(population: Population, state: WorldState, folder: Path) -> int
         writer.writerow(PEOPLE_COLUMNS)
         for p in range(people.size):
             arche = int(people.archetype[p])
-            devices = [d for d in range(8) if (int(state.devices_seen[p]) >> d) & 1]
             writer.writerow(
                 (
                     ids[p],
@@ -60,9 +65,7 @@ def write_people(population: Population, state: WorldState, folder: Path) -> int
                     ";".join(contacts.get(p, [])),
                     population.esp_ids[p] if state.esp_seen[p] else "",
                     str(customer_ids[p]) if state.web_user_seen[p] else "",
-                    ";".join(people.anonymous_ids(np.full(len(devices), p), np.array(devices)))
-                    if devices
-                    else "",
+                    ";".join(anonymous.get(p, [])),
                     "true" if p >= people.customers else "false",
                 )
             )

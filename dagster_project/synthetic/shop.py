@@ -6,7 +6,7 @@ the way an application database changes under an incremental extractor.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -297,23 +297,26 @@ def make_orders(
     )
 
 
-def history_orders(rng: np.random.Generator, people: People, state: WorldState) -> OrderBatch:
+HISTORY_CHUNK = 50_000  # people per batch of history orders (bounds memory for big worlds)
+
+
+def history_orders(rng: np.random.Generator, people: People, state: WorldState) -> Iterator[OrderBatch]:
     """Orders placed before the world starts (up to a year back), so recency and frequency mean something."""
     start = people.start_ms
-    registered = people.registered_ms < start
-    since = np.maximum(people.registered_ms, start - 365 * DAY_MS)
-    tenure_days = np.where(registered, (start - since) / DAY_MS, 0)
-    rate = behaviour_array("history_orders_per_30d")[people.archetype] * people.spend
-    counts = rng.poisson(rate * tenure_days / 30)
-    persons = np.repeat(np.arange(people.size), counts)
-    lo = since[persons]
-    # lapsing customers stopped ordering 2-5 months before the start
-    hi = np.where(
-        people.archetype[persons] == LAPSING, start - rng.integers(60, 150, len(persons)) * DAY_MS, start
-    )
-    hi = np.maximum(hi, lo + 1)
-    ordered_ms = lo + (rng.random(len(persons)) * (hi - lo)).astype(np.int64)
-    return make_orders(rng, people, state, persons, ordered_ms, start)
+    for first in range(0, people.size, HISTORY_CHUNK):
+        chunk = np.arange(first, min(first + HISTORY_CHUNK, people.size))
+        registered = people.registered_ms[chunk] < start
+        since = np.maximum(people.registered_ms[chunk], start - 365 * DAY_MS)
+        tenure_days = np.where(registered, (start - since) / DAY_MS, 0)
+        rate = behaviour_array("history_orders_per_30d")[people.archetype[chunk]] * people.spend[chunk]
+        counts = rng.poisson(rate * tenure_days / 30)
+        persons = np.repeat(chunk, counts)
+        lo = np.repeat(since, counts)
+        # lapsing customers stopped ordering 2-5 months before the start
+        stopped = start - rng.integers(60, 150, len(persons)) * DAY_MS
+        hi = np.maximum(np.where(people.archetype[persons] == LAPSING, stopped, start), lo + 1)
+        ordered_ms = lo + (rng.random(len(persons)) * (hi - lo)).astype(np.int64)
+        yield make_orders(rng, people, state, persons, ordered_ms, start)
 
 
 def day_orders(rng: np.random.Generator, people: People, state: WorldState, day_start: int) -> OrderBatch:

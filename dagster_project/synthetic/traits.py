@@ -266,6 +266,7 @@ BROWSING_HOUR_WEIGHTS = np.array(
     ]
 )
 PROXY_NONE, PROXY_APPLE, PROXY_GOOGLE = 0, 1, 2
+FIRST_CUSTOMER_ID = 100_001  # shop customer_id of person 0
 
 
 @dataclass
@@ -318,7 +319,7 @@ class People:
         return self.size + len(self.dup_person)
 
     def customer_ids(self, people: np.ndarray) -> np.ndarray:
-        return 100_001 + np.asarray(people, dtype=np.int64)
+        return FIRST_CUSTOMER_ID + np.asarray(people, dtype=np.int64)
 
     def contact_ids(self, contacts: np.ndarray) -> list[str]:
         return [f"crm-{c + 1:07d}" for c in np.asarray(contacts).tolist()]

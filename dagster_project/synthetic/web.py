@@ -20,6 +20,7 @@ from dagster_project.synthetic.state import WorldState
 from dagster_project.synthetic.traits import (
     BROWSING_HOUR_WEIGHTS,
     EMAIL_ONLY,
+    FIRST_CUSTOMER_ID,
     NEW_CUSTOMER,
     TIMEZONES,
     behaviour_array,
@@ -120,21 +121,28 @@ class _Writer:
 
     def __init__(self, rng: np.random.Generator, day: Day, out: DayEvents) -> None:
         self.rng, self.day, self.out, self.seq = rng, day, out, 0
+        self.uniforms: list[float] = []
+
+    def uniform(self) -> float:
+        """One U(0,1) draw, taken from a pre-drawn batch (per-call numpy draws dominate otherwise)."""
+        if not self.uniforms:
+            self.uniforms = self.rng.random(65_536).tolist()
+        return self.uniforms.pop()
 
     def emit(self, record: dict, ms: int, first_of_session: bool) -> None:
-        rng = self.rng
         self.seq += 1
-        arrival = ms + int(rng.integers(50, 2_000))
-        if not first_of_session and rng.random() < LATE_RATE:
-            arrival = (ms // DAY_MS + 1) * DAY_MS + int(rng.integers(0, 6 * HOUR_MS))
+        arrival = ms + 50 + int(self.uniform() * 1_950)
+        if not first_of_session and self.uniform() < LATE_RATE:
+            arrival = (ms // DAY_MS + 1) * DAY_MS + int(self.uniform() * 6 * HOUR_MS)
         record["messageId"] = f"ajs-{self.day.index:05d}-{self.seq:08d}"
         record["timestamp"] = iso_one(ms)
         record["receivedAt"] = iso_one(arrival)
         line = orjson.dumps(record)
-        self.out.add(int(self.day.file_days(arrival)), arrival, line)
-        if rng.random() < DUPLICATE_RATE:
-            again = arrival + int(rng.integers(1_000, 3 * HOUR_MS))
-            self.out.add(int(self.day.file_days(again)), again, line)
+        world_start = self.day.world_start_ms
+        self.out.add((arrival - world_start) // DAY_MS, arrival, line)
+        if self.uniform() < DUPLICATE_RATE:
+            again = arrival + 1_000 + int(self.uniform() * 3 * HOUR_MS)
+            self.out.add((again - world_start) // DAY_MS, again, line)
 
 
 def _page(path: str, title: str, referrer: str) -> tuple[dict, dict]:
@@ -173,7 +181,7 @@ def web_day(seed: int, population: Population, state: WorldState, day: Day, orde
                 (int(people.web_agent[person]) + device) % len(vocab.WEB_USER_AGENTS)
             ]
             timezone = TIMEZONES[people.timezone[person]]
-        user_id = str(int(people.customer_ids(np.array([person]))[0])) if sessions.signed_in[s] else None
+        user_id = str(person + FIRST_CUSTOMER_ID) if sessions.signed_in[s] else None
         anonymous_id = anonymous_ids[s]
         steps = _session_steps(rng, population, sessions, s, orders, kind, state.product_price_cents)
         ms = int(sessions.start_ms[s])

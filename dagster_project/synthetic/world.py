@@ -186,13 +186,13 @@ def _fresh(config: WorldConfig, paths: Paths, start: dt.date, progress) -> dict:
             shop.CUSTOMER_COLUMNS,
             shop.customer_rows(people, state, before, [population.emails[p] for p in before.tolist()]),
         )
-        history = shop.history_orders(rng, people, state)
-        rows["shop_orders"] += shop.copy_rows(
-            conn, "shop.orders", shop.ORDER_COLUMNS, history.order_rows(people)
-        )
-        rows["shop_order_items"] += shop.copy_rows(
-            conn, "shop.order_items", shop.ITEM_COLUMNS, history.item_rows(population.catalogue)
-        )
+        for history in shop.history_orders(rng, people, state):
+            rows["shop_orders"] += shop.copy_rows(
+                conn, "shop.orders", shop.ORDER_COLUMNS, history.order_rows(people)
+            )
+            rows["shop_order_items"] += shop.copy_rows(
+                conn, "shop.order_items", shop.ITEM_COLUMNS, history.item_rows(population.catalogue)
+            )
         conn.commit()
         _say(
             progress,
