@@ -34,6 +34,7 @@ from dagster_project.ingestion.sources import (
     crm_export_pages,
     event_file,
     file_fingerprint,
+    incomplete_shop_rows,
     read_shop_changes,
 )
 from dagster_project.warehouse import connection
@@ -443,52 +444,95 @@ def _upsert(
 def load_shop_table(
     conn: psycopg.Connection, shop_url: str, table: ShopTable, fast_path: bool = True
 ) -> LoadResult:
-    """Rows of shop.<table> changed since the high-water mark (updated_at), upserted by primary key."""
+    """Rows of shop.<table> changed since the high-water mark (updated_at), upserted by primary key.
+
+    The first load into an empty raw table (fast path) COPYs straight into it; later loads go
+    through a staging table and an upsert that keeps the newest version per key.
+    """
     result = LoadResult(table.stream, new_batch_id(table.stream))
-    location = f"shop.{table.name}"
     with logged_failure(conn, result):
         mark = get_state(conn, table.stream).high_water_mark
         since = datetime.fromisoformat(mark) if mark else None
         with conn.transaction():
-            columns = [(c.name, c.pg_type) for c in table.columns]
-            staging = _create_staging(conn, f"_staging_{table.stream}", columns)
-            if fast_path:
-                copy_shop_changes(shop_url, table, since, conn, f"_staging_{table.stream}")
-                result.received = _count(conn, staging)
-                result.quarantined = _quarantine_incomplete_shop_rows(conn, table, staging, result.batch_id)
-            else:
-                rejections = parsers.Rejections()
-                cursor = conn.cursor()
-                with cursor.copy(_copy_statement(staging, table.column_names)) as copy:
-                    copy.set_types([binary_type(c.pg_type) for c in table.columns])
-                    for record in read_shop_changes(shop_url, table, since):
-                        try:
-                            copy.write_row(parsers.shop_row(table, record))
-                        except parsers.RecordError as error:
-                            rejections.add(
-                                f"{location}:{table.primary_key}={record.get(table.primary_key)}",
-                                orjson.dumps(record, default=str),
-                                str(error),
-                            )
-                result.quarantined = len(rejections)
-                result.received = cursor.rowcount + result.quarantined
-                write_quarantine(conn, table.stream, "", result.batch_id, rejections)
-            result.loaded = result.received - result.quarantined
-            complete = sql.SQL("{} is not null and updated_at is not null").format(
-                sql.Identifier(table.primary_key)
-            )
-            result.written = _upsert(
-                conn, staging, table.stream, table.column_names, table.primary_key,
-                {"_batch_id": result.batch_id}, where=complete,
-            )  # fmt: skip
-            newest = conn.execute(sql.SQL("select max(updated_at) from {}").format(staging)).fetchone()[0]
+            loaded_directly = False
+            if fast_path and since is None and _is_empty(conn, sql.Identifier("raw", table.stream)):
+                loaded_directly = _copy_shop_table_directly(conn, shop_url, table, result)
+            if not loaded_directly:
+                _load_shop_changes_through_staging(conn, shop_url, table, since, fast_path, result)
+            newest = conn.execute(
+                sql.SQL("select max(updated_at) from raw.{} where _batch_id = %s").format(
+                    sql.Identifier(table.stream)
+                ),
+                (result.batch_id,),
+            ).fetchone()[0]
             result.high_water_mark = newest.isoformat() if newest else mark
             record_load(conn, result)
     return result
 
 
-def _count(conn: psycopg.Connection, table: sql.Composable) -> int:
-    return conn.execute(sql.SQL("select count(*) from {}").format(table)).fetchone()[0]
+def _is_empty(conn: psycopg.Connection, table: sql.Composable) -> bool:
+    return conn.execute(sql.SQL("select not exists (select from {})").format(table)).fetchone()[0]
+
+
+def _copy_shop_table_directly(
+    conn: psycopg.Connection, shop_url: str, table: ShopTable, result: LoadResult
+) -> bool:
+    """COPY the whole shop table into its empty raw table; false (nothing done) on duplicate keys."""
+    try:
+        with conn.transaction():  # a savepoint: duplicate keys in the source fall back to staging
+            result.loaded = result.written = copy_shop_changes(
+                shop_url, table, None, conn, sql.Identifier("raw", table.stream),
+                constants={"_batch_id": result.batch_id}, complete_only=True,
+            )  # fmt: skip
+            rejections = parsers.Rejections()
+            for key, record, column in incomplete_shop_rows(shop_url, table):
+                location = f"shop.{table.name}:{table.primary_key}={key if key is not None else 'null'}"
+                rejections.add(location, record, parsers.missing_column_reason(column))
+            write_quarantine(conn, table.stream, "", result.batch_id, rejections)
+    except psycopg.errors.UniqueViolation:
+        result.notes.append(f"shop.{table.name} has duplicate {table.primary_key}s: newest version kept")
+        return False
+    result.quarantined = len(rejections)
+    result.received = result.loaded + result.quarantined
+    return True
+
+
+def _load_shop_changes_through_staging(
+    conn: psycopg.Connection,
+    shop_url: str,
+    table: ShopTable,
+    since: datetime | None,
+    fast_path: bool,
+    result: LoadResult,
+) -> None:
+    staging_name = f"_staging_{table.stream}"
+    staging = _create_staging(conn, staging_name, [(c.name, c.pg_type) for c in table.columns])
+    if fast_path:
+        result.received = copy_shop_changes(shop_url, table, since, conn, staging)
+        result.quarantined = _quarantine_incomplete_shop_rows(conn, table, staging, result.batch_id)
+    else:
+        rejections = parsers.Rejections()
+        cursor = conn.cursor()
+        with cursor.copy(_copy_statement(staging, table.column_names)) as copy:
+            copy.set_types([binary_type(c.pg_type) for c in table.columns])
+            for record in read_shop_changes(shop_url, table, since):
+                try:
+                    copy.write_row(parsers.shop_row(table, record))
+                except parsers.RecordError as error:
+                    rejections.add(
+                        f"shop.{table.name}:{table.primary_key}={record.get(table.primary_key)}",
+                        orjson.dumps(record, default=str),
+                        str(error),
+                    )
+        result.quarantined = len(rejections)
+        result.received = cursor.rowcount + result.quarantined
+        write_quarantine(conn, table.stream, "", result.batch_id, rejections)
+    result.loaded = result.received - result.quarantined
+    complete = sql.SQL("{} is not null and updated_at is not null").format(sql.Identifier(table.primary_key))
+    result.written = _upsert(
+        conn, staging, table.stream, table.column_names, table.primary_key,
+        {"_batch_id": result.batch_id}, where=complete,
+    )  # fmt: skip
 
 
 def _quarantine_incomplete_shop_rows(
@@ -501,8 +545,7 @@ def _quarantine_incomplete_shop_rows(
             """
             insert into ops.quarantine (stream, partition_key, source_location, record, reason, batch_id)
             select {stream}, '', {location} || coalesce(s.{pk}::text, 'null'), row_to_json(s)::text,
-                case when s.{pk} is null then {pk_reason} else 'missing required column ''updated_at''' end,
-                {batch_id}
+                case when s.{pk} is null then {pk_reason} else {cursor_reason} end, {batch_id}
             from {staging} s
             where s.{pk} is null or s.updated_at is null
             """
@@ -510,7 +553,8 @@ def _quarantine_incomplete_shop_rows(
             stream=sql.Literal(table.stream),
             location=sql.Literal(f"shop.{table.name}:{table.primary_key}="),
             pk=pk,
-            pk_reason=sql.Literal(f"missing required column '{table.primary_key}'"),
+            pk_reason=sql.Literal(parsers.missing_column_reason(table.primary_key)),
+            cursor_reason=sql.Literal(parsers.missing_column_reason(table.cursor_column)),
             batch_id=sql.Literal(batch_id),
             staging=staging,
         )

@@ -166,7 +166,7 @@ def esp_event_row(record: Any) -> tuple:
         row[0].__class__ is str
         and row[0]
         and row[1] in ESP_EVENT_TYPES
-        and all(v is None or v.__class__ is str for v in row[2:6] + row[7:])
+        and _all_text_or_none(row[2:6] + row[7:])
     ):
         return row
     return _checked_esp_event_row(record)
@@ -200,6 +200,33 @@ CRM_CONTACT_COLUMNS = (
 
 
 def crm_contact_row(record: Any) -> tuple:
+    """The common case of well-formed contacts without per-field calls; anything else is checked."""
+    try:
+        get = record.get
+        created_at = get("created_at")
+        row = (
+            get("id"), get("email"), get("first_name"), get("last_name"), get("phone"),
+            get("lifecycle_stage"), get("email_opt_in"), get("timezone"),
+            None if created_at is None else _utc(datetime.fromisoformat(created_at)),
+            _utc(datetime.fromisoformat(get("updated_at"))),
+        )  # fmt: skip
+    except (AttributeError, TypeError, ValueError):
+        return _checked_crm_contact_row(record)
+    if (
+        row[0].__class__ is str
+        and row[0]
+        and _all_text_or_none(row[1:6] + row[7:8])
+        and (row[6] is None or row[6].__class__ is bool)
+    ):
+        return row
+    return _checked_crm_contact_row(record)
+
+
+def _all_text_or_none(values: tuple) -> bool:
+    return all(v is None or v.__class__ is str for v in values)
+
+
+def _checked_crm_contact_row(record: Any) -> tuple:
     record = _require_object(record)
     return (
         text(record, "id", required=True),
@@ -318,6 +345,10 @@ def _converter(column: Column) -> Callable[[Any], Any]:
     return _to_decimal if column.pg_type.startswith("numeric") else _CONVERTERS[column.pg_type]
 
 
+def missing_column_reason(column: str) -> str:
+    return f"missing required column '{column}'"
+
+
 def shop_row(table: ShopTable, record: dict) -> tuple:
     """A shop row coerced to the contract's types (required columns must be present)."""
     values = []
@@ -325,7 +356,7 @@ def shop_row(table: ShopTable, record: dict) -> tuple:
         value = record.get(column.name)
         if value is None:
             if column.required:
-                raise RecordError(f"missing required column '{column.name}'")
+                raise RecordError(missing_column_reason(column.name))
             values.append(None)
             continue
         try:

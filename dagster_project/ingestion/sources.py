@@ -137,32 +137,98 @@ class SourcesResource(dg.ConfigurableResource):
 
 
 def copy_shop_changes(
-    shop_url: str, table: ShopTable, since: object | None, target: psycopg.Connection, target_table: str
-) -> None:
+    shop_url: str,
+    table: ShopTable,
+    since: object | None,
+    target: psycopg.Connection,
+    target_table: sql.Composable,
+    constants: dict[str, str] | None = None,
+    complete_only: bool = False,
+) -> int:
     """Fast path: rows changed after `since` streamed from the shop's COPY into `target_table`.
 
-    Casts to the contract's types on the shop side, so the binary formats of both ends match.
+    Casts to the contract's types on the shop side, so the binary formats of both ends match;
+    `constants` become extra text columns (e.g. the batch id); `complete_only` leaves out rows
+    without a primary key or cursor value. Returns the number of rows copied.
     """
-    select = sql.SQL("select {cols} from {schema}.{table}").format(
-        cols=sql.SQL(", ").join(
-            sql.SQL("{}::{}").format(sql.Identifier(c.name), sql.SQL(c.pg_type)) for c in table.columns
-        ),
-        schema=sql.Identifier(SHOP_SCHEMA),
-        table=sql.Identifier(table.name),
-    )
+    constants = constants or {}
+    source = psycopg.connect(connection.libpq_url(shop_url))
+    matching = _columns_of_contract_type(source, table)
+    columns: list[sql.Composable] = [
+        sql.Identifier(c.name)
+        if c.name in matching
+        else sql.SQL("{}::{}").format(sql.Identifier(c.name), sql.SQL(c.pg_type))
+        for c in table.columns
+    ]
+    columns += [sql.SQL("{}::text").format(sql.Literal(value)) for value in constants.values()]
+    conditions: list[sql.Composable] = []
     if since is not None:
-        select += sql.SQL(" where {} > {}").format(sql.Identifier(table.cursor_column), sql.Literal(since))
+        conditions.append(sql.SQL("{} > {}").format(sql.Identifier(table.cursor_column), sql.Literal(since)))
+    if complete_only:
+        conditions.append(
+            sql.SQL("{} is not null and {} is not null").format(
+                sql.Identifier(table.primary_key), sql.Identifier(table.cursor_column)
+            )
+        )
+    select = sql.SQL("select {columns} from {table} where {conditions}").format(
+        columns=sql.SQL(", ").join(columns),
+        table=sql.Identifier(SHOP_SCHEMA, table.name),
+        conditions=sql.SQL(" and ").join(conditions) if conditions else sql.SQL("true"),
+    )
     copy_out = sql.SQL("copy ({}) to stdout (format binary)").format(select)
     copy_in = sql.SQL("copy {} ({}) from stdin (format binary)").format(
-        sql.Identifier(target_table), sql.SQL(", ").join(map(sql.Identifier, table.column_names))
+        target_table, sql.SQL(", ").join(map(sql.Identifier, [*table.column_names, *constants]))
     )
+    writer_cursor = target.cursor()
     with (
-        psycopg.connect(connection.libpq_url(shop_url)) as source,
+        source,
         source.cursor().copy(copy_out) as reader,
-        target.cursor().copy(copy_in) as writer,
+        writer_cursor.copy(copy_in) as writer,
     ):
         for block in reader:
             writer.write(block)
+    return writer_cursor.rowcount
+
+
+# Type OIDs whose binary COPY format is what the contract's type expects (varchar is sent as text).
+_BINARY_COMPATIBLE_OIDS = {
+    "bigint": {20},
+    "integer": {23},
+    "text": {25, 1043},
+    "boolean": {16},
+    "timestamptz": {1184},
+}
+
+
+def _columns_of_contract_type(source: psycopg.Connection, table: ShopTable) -> set[str]:
+    """Columns the shop already stores in the contract's type: they need no cast (casts cost time)."""
+    query = sql.SQL("select {} from {} where false").format(
+        sql.SQL(", ").join(map(sql.Identifier, table.column_names)), sql.Identifier(SHOP_SCHEMA, table.name)
+    )
+    description = source.execute(query).description or []
+    source.rollback()
+    matching = set()
+    for column, described in zip(table.columns, description, strict=True):
+        expected = {1700} if column.pg_type.startswith("numeric") else _BINARY_COMPATIBLE_OIDS[column.pg_type]
+        if described.type_code in expected:
+            matching.add(column.name)
+    return matching
+
+
+def incomplete_shop_rows(shop_url: str, table: ShopTable) -> list[tuple[object, str, str]]:
+    """(primary key, record as JSON, missing column) of rows without a primary key or cursor value."""
+    query = sql.SQL(
+        "select {pk}, row_to_json(t)::text, case when {pk} is null then {pk_name} else {cursor_name} end "
+        "from {table} t where {pk} is null or {cursor} is null"
+    ).format(
+        pk=sql.Identifier(table.primary_key),
+        pk_name=sql.Literal(table.primary_key),
+        cursor=sql.Identifier(table.cursor_column),
+        cursor_name=sql.Literal(table.cursor_column),
+        table=sql.Identifier(SHOP_SCHEMA, table.name),
+    )
+    with psycopg.connect(connection.libpq_url(shop_url)) as source:
+        return source.execute(query).fetchall()
 
 
 def read_shop_changes(
