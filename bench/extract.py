@@ -36,6 +36,7 @@ def main() -> int:
     parser.add_argument("--start", default="2025-01-01")
     parser.add_argument("--home", type=Path, help="scratch SENDWISE_HOME (default: a new temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (and its server)")
+    parser.add_argument("--repeat", type=int, default=3, help="best of N loads and COPYs (default 3)")
     parser.add_argument("--reuse-world", action="store_true", help="skip generation if the world exists")
     args = parser.parse_args()
 
@@ -102,25 +103,34 @@ def run(args: argparse.Namespace, home: Path) -> int:
                 "dagster/asset_partition_range_start": days[0],
                 "dagster/asset_partition_range_end": days[-1],
             }
-        started = time.perf_counter()
-        result = dg.materialize([by_name[name]], resources=resources, instance=instance, tags=tags)
-        run_seconds = time.perf_counter() - started
-        metadata = {
-            k: v.value
-            for e in result.get_asset_materialization_events()
-            for k, v in e.materialization.metadata.items()
-        }
-        rows, asset_seconds = int(metadata["rows_received"]), float(metadata["duration_s"])
-        binary_seconds, copied = plain_copy_seconds(url, name, "binary")
-        csv_seconds, _ = plain_copy_seconds(url, name, "csv")
-        assert copied == int(metadata["rows_written"]) or name == "crm_contacts", (name, copied, metadata)
+        best: dict | None = None
+        for attempt in range(args.repeat):  # best of N: the machine is shared and noisy
+            if attempt:
+                forget_asset(url, name)
+            started = time.perf_counter()
+            result = dg.materialize([by_name[name]], resources=resources, instance=instance, tags=tags)
+            run_seconds = time.perf_counter() - started
+            metadata = {
+                k: v.value
+                for e in result.get_asset_materialization_events()
+                for k, v in e.materialization.metadata.items()
+            }
+            metadata["run_s"] = run_seconds
+            if best is None or float(metadata["duration_s"]) < float(best["duration_s"]):
+                best = metadata
+        assert best is not None
+        rows, asset_seconds = int(best["rows_received"]), float(best["duration_s"])
+        binary_seconds, copied = min(plain_copy_seconds(url, name, "binary") for _ in range(args.repeat))
+        csv_seconds, _ = min(plain_copy_seconds(url, name, "csv") for _ in range(args.repeat))
+        # CRM: the upsert keeps one row per contact, so fewer rows land than were received.
+        assert copied == int(best["rows_written"]) or name == "crm_contacts", (name, copied, best)
         asset_rate = rows / asset_seconds if asset_seconds else 0.0
         binary_rate, csv_rate = copied / binary_seconds, copied / csv_seconds
-        print(line(name, rows, asset_seconds, asset_rate, run_seconds, binary_rate, csv_rate))
+        print(line(name, rows, asset_seconds, asset_rate, best["run_s"], binary_rate, csv_rate))
         totals["rows"] += rows
         totals["asset_s"] += asset_seconds
-        totals["binary_s"] += binary_seconds
-        totals["csv_s"] += csv_seconds
+        totals["binary_s"] += rows / binary_rate
+        totals["csv_s"] += rows / csv_rate
     rate = totals["rows"] / totals["asset_s"]
     binary_rate, csv_rate = totals["rows"] / totals["binary_s"], totals["rows"] / totals["csv_s"]
     print("-" * len(header))
@@ -144,6 +154,18 @@ def line(
         f"{name:<18}{rows:>11,}{seconds:>9.2f}{rate:>14,.0f}{run}"
         f"{binary:>17,.0f}{rate / binary:>7.0%}{csv:>17,.0f}{rate / csv:>7.0%}"
     )
+
+
+def forget_asset(url: str, name: str) -> None:
+    """Drop what an asset loaded and its marks, so that it loads everything again."""
+    import psycopg
+
+    from dagster_project.warehouse import connection
+
+    with psycopg.connect(connection.libpq_url(url)) as conn:
+        conn.execute(f"drop table raw.{name}")
+        for table in ("load_state", "quarantine"):
+            conn.execute(f"delete from ops.{table} where stream = %s", (name,))
 
 
 def plain_copy_seconds(url: str, table: str, format_: str) -> tuple[float, int]:
