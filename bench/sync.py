@@ -56,11 +56,23 @@ def build_marts(url: str, profiles: int) -> int:
             for i in range(total):
                 ok = contactable < profiles and rng.random() > 0.05 or contactable + (total - i) <= profiles
                 contactable += ok
-                copy.write_row((f"c{i:07d}", f"person{i}@example.com", f"First{i}", f"Last{i}",
-                                "subscribed" if ok else "unsubscribed", True, ok, round(rng.uniform(0, 900), 2)))
+                copy.write_row(
+                    (
+                        f"c{i:07d}",
+                        f"person{i}@example.com",
+                        f"First{i}",
+                        f"Last{i}",
+                        "subscribed" if ok else "unsubscribed",
+                        True,
+                        ok,
+                        round(rng.uniform(0, 900), 2),
+                    )
+                )
         with cur.copy("copy marts.fct_customer_features from stdin") as copy:
             for i in range(total):
-                copy.write_row((f"c{i:07d}", round(rng.random(), 4), "vip,browser", round(rng.uniform(0, 900), 2)))
+                copy.write_row(
+                    (f"c{i:07d}", round(rng.random(), 4), "vip,browser", round(rng.uniform(0, 900), 2))
+                )
         with cur.copy("copy ml.customer_segments from stdin") as copy:
             for i in range(total):
                 s = rng.randrange(len(SEGMENTS))
@@ -114,12 +126,21 @@ def run(args: argparse.Namespace, home: Path) -> subprocess.Popen:
     ensure_schemas(url)
     started = time.perf_counter()
     contactable = build_marts(url, args.profiles)
-    print(f"marts: {contactable} contactable profiles (+ non-contactable) built in "
-          f"{time.perf_counter() - started:.1f}s")
+    print(
+        f"marts: {contactable} contactable profiles (+ non-contactable) built in "
+        f"{time.perf_counter() - started:.1f}s"
+    )
 
     port = free_port()
-    command = [sys.executable, "-m", "dagster_project.activation.sandbox", "--port", str(port),
-               "--state-dir", str(home / "esp_sandbox")]
+    command = [
+        sys.executable,
+        "-m",
+        "dagster_project.activation.sandbox",
+        "--port",
+        str(port),
+        "--state-dir",
+        str(home / "esp_sandbox"),
+    ]
     if not args.no_validation and settings.esp_specs_dir.exists():
         command += ["--specs-dir", str(settings.esp_specs_dir)]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
@@ -135,20 +156,26 @@ def run(args: argparse.Namespace, home: Path) -> subprocess.Popen:
     with psycopg.connect(libpq_url(url)) as conn:
         for label in ("full sync", "no-change resync", "1% changed resync"):
             if label.startswith("1%"):
-                conn.execute("update marts.fct_customer_features set engagement_score = 0.5 "
-                             "where customer_key like '%%00'")  # every 100th customer
+                conn.execute(
+                    "update marts.fct_customer_features set engagement_score = 0.5 "
+                    "where customer_key like '%%00'"
+                )  # every 100th customer
                 conn.commit()
             client, target = build_client()
             result = run_sync(conn, client, target.destination, target.list_id)
             client.close()
             s = result.summary()
             rate = (s["added"] + s["updated"]) / result.duration_seconds if result.duration_seconds else 0
-            print(f"{label:>18}: {result.duration_seconds:7.2f}s  added={s['added']} updated={s['updated']} "
-                  f"unchanged={s['unchanged']} failed={s['failed']} requests={s['requests']} "
-                  f"({rate:,.0f} profiles/s pushed)")
+            print(
+                f"{label:>18}: {result.duration_seconds:7.2f}s  added={s['added']} updated={s['updated']} "
+                f"unchanged={s['unchanged']} failed={s['failed']} requests={s['requests']} "
+                f"({rate:,.0f} profiles/s pushed)"
+            )
     stats = httpx.get(f"{base_url}/__sandbox/stats").json()
-    print(f"sandbox holds {stats['profiles']} profiles, list sizes {stats['lists']}, "
-          f"{stats['request_count']} requests received")
+    print(
+        f"sandbox holds {stats['profiles']} profiles, list sizes {stats['lists']}, "
+        f"{stats['request_count']} requests received"
+    )
     return server
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,7 +102,7 @@ def build_client(
     start_sandbox: bool = True,
     upsert_batch_size: int | None = None,
     removal_batch_size: int | None = None,
-    on_request=None,
+    on_request: Callable[[SentRequest], None] | None = None,
     max_attempts: int = 5,
     backoff_base: float = 0.5,
     timeout: float = 60.0,
@@ -158,13 +159,8 @@ class EspResource(dg.ConfigurableResource):
     def target(self) -> EspTarget:
         return resolve_target(get_settings())
 
-    def client(self, on_request: object | None = None) -> tuple[EspClient, EspTarget]:
-        callback = on_request if callable(on_request) else None
+    def client(self) -> tuple[EspClient, EspTarget]:
+        """A client for the configured ESP (starting the sandbox if that is the provider)."""
         return build_client(
-            upsert_batch_size=self.upsert_batch_size,
-            removal_batch_size=self.removal_batch_size,
-            on_request=callback,
+            upsert_batch_size=self.upsert_batch_size, removal_batch_size=self.removal_batch_size
         )
-
-
-__all__ = ["EspResource", "EspTarget", "SentRequest", "build_client", "ensure_sandbox", "resolve_target"]

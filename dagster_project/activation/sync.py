@@ -9,13 +9,11 @@ having no confirmed state, are retried on the next run. One row per run in `acti
 
 from __future__ import annotations
 
-import hashlib
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -69,13 +67,6 @@ create table if not exists activation.esp_sync_log (
     error text
 );
 """
-
-
-@dataclass
-class DesiredProfile:
-    record: ProfileRecord
-    contactable: bool
-    fields_hash: str
 
 
 @dataclass
@@ -141,130 +132,141 @@ def table_exists(conn: psycopg.Connection, qualified_name: str) -> bool:
     return conn.execute("select to_regclass(%s) is not null", (qualified_name,)).fetchone()[0]
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    return value
-
-
-def profile_properties(row: dict[str, Any]) -> dict[str, Any]:
-    """The custom properties Sendwise owns in the ESP (all prefixed `sendwise_`)."""
-    score = row.get("engagement_score")
-    value = row.get("lifetime_value")
-    behavioural = row.get("behavioural_segments")
-    return {
-        "sendwise_segment": row.get("segment_name"),
-        "sendwise_segment_id": row.get("segment_id"),
-        "sendwise_best_send_hour": row.get("best_hour_of_week"),
-        "sendwise_next_send_at": _jsonable(row.get("next_send_at_utc")),
-        "sendwise_send_time_source": row.get("source_level"),
-        "sendwise_timezone": row.get("timezone"),
-        "sendwise_engagement_score": round(float(score), 3) if score is not None else None,
-        "sendwise_lifetime_value": round(float(value), 2) if value is not None else None,
-        "sendwise_behavioural_segments": [s.strip() for s in behavioural.split(",") if s.strip()]
-        if behavioural
-        else [],
-    }
-
-
-def fields_hash(record: ProfileRecord, list_id: str) -> str:
-    pushed = {
-        "email": record.email,
-        "first_name": record.first_name,
-        "last_name": record.last_name,
-        "properties": record.properties,
-        "list_id": list_id,
-    }
-    return hashlib.sha256(orjson.dumps(pushed, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
-
-
 def desired_profiles_sql(conn: psycopg.Connection, marts_schema: str = "marts") -> str:
-    """Customers with what Sendwise pushes; ML tables are joined only when they exist."""
-    joins, columns = [], []
+    """One row per customer with an email: consent, and (for the contactable, one customer per email) the
+    fields Sendwise pushes as JSON with their hash, compared with the last confirmed hash in SQL.
+
+    The diff happens in Postgres so that an unchanged customer costs a tiny row, not a Python object.
+    ML tables are joined only when they exist (the sync still runs before the first ML run)."""
     optional = {
-        f"{marts_schema}.fct_customer_features": (
-            "f",
-            "engagement_score, f.lifetime_value as features_lifetime_value, f.behavioural_segments",
-        ),
-        "ml.customer_segments": ("s", "segment_id, s.segment_name"),
-        "ml.send_time_predictions": (
-            "t",
-            "best_hour_of_week, t.next_send_at_utc, t.timezone, t.source_level",
-        ),
+        f"{marts_schema}.fct_customer_features": "f",
+        "ml.customer_segments": "s",
+        "ml.send_time_predictions": "t",
     }
-    for table, (alias, cols) in optional.items():
-        if table_exists(conn, table):
-            joins.append(f"left join {table} {alias} on {alias}.customer_key = c.customer_key")
-            columns.append(f"{alias}.{cols}")
-    quoted = ", ".join(f"'{s}'" for s in NON_CONTACTABLE_STATUSES)
-    select_extra = (",\n  " + ",\n  ".join(columns)) if columns else ""
+    present = {alias for table, alias in optional.items() if table_exists(conn, table)}
+    joins = [
+        f"left join {table} {alias} on {alias}.customer_key = c.customer_key"
+        for table, alias in optional.items()
+        if alias in present
+    ]
+
+    def column(alias: str, expression: str) -> str:
+        return expression if alias in present else "null"
+
+    statuses = ", ".join(f"'{s}'" for s in NON_CONTACTABLE_STATUSES)
+    lifetime_value = "coalesce(f.lifetime_value, c.lifetime_value)" if "f" in present else "c.lifetime_value"
+    behavioural = column(
+        "f",
+        "to_jsonb(array_remove(string_to_array("
+        "replace(coalesce(f.behavioural_segments, ''), ' ', ''), ','), ''))",
+    )
+    next_send_at = column(
+        "t", """to_char(t.next_send_at_utc at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"')"""
+    )
     return f"""
+with customers as (
+    select
+        c.customer_key,
+        lower(trim(c.email)) as email,
+        c.first_name,
+        c.last_name,
+        (coalesce(c.is_contactable, false)
+         and coalesce(c.subscription_status, '') not in ({statuses})
+         and coalesce(c.is_email_valid, false)) as contactable,
+        jsonb_build_object(
+            'sendwise_segment', {column("s", "s.segment_name")},
+            'sendwise_segment_id', {column("s", "s.segment_id")},
+            'sendwise_best_send_hour', {column("t", "t.best_hour_of_week")},
+            'sendwise_next_send_at', {next_send_at},
+            'sendwise_send_time_source', {column("t", "t.source_level")},
+            'sendwise_timezone', {column("t", "t.timezone")},
+            'sendwise_engagement_score', {column("f", "round(f.engagement_score::numeric, 3)")},
+            'sendwise_lifetime_value', round(({lifetime_value})::numeric, 2),
+            'sendwise_behavioural_segments', coalesce({behavioural}, '[]'::jsonb)
+        ) as properties
+    from {marts_schema}.dim_customers c
+    {chr(10).join(joins)}
+    where c.email is not null and trim(c.email) <> ''
+),
+
+pushed as (
+    -- one ESP profile per email: the first customer key wins
+    select *, row_number() over (partition by email order by customer_key) = 1 as first_for_email
+    from customers
+),
+
+hashed as (
+    select
+        pushed.*,
+        case when contactable and first_for_email then md5(jsonb_build_object(
+            'email', email, 'first_name', first_name, 'last_name', last_name,
+            'properties', properties, 'list_id', %(list_id)s::text
+        )::text) end as fields_hash
+    from pushed
+),
+
+final as (
+    select
+        h.customer_key,
+        h.email,
+        h.contactable and h.first_for_email as to_push,
+        h.contactable,
+        state.fields_hash as previous_hash,
+        h.fields_hash,
+        h.fields_hash is not null and h.fields_hash is distinct from state.fields_hash as changed
+    from hashed h
+    left join activation.esp_sync_state state
+        on state.destination = %(destination)s and state.customer_key = h.customer_key
+)
+
 select
-  c.customer_key, lower(trim(c.email)) as email, c.first_name, c.last_name, c.lifetime_value,
-  (coalesce(c.is_contactable, false)
-   and coalesce(c.subscription_status, '') not in ({quoted})
-   and coalesce(c.is_email_valid, false)) as contactable{select_extra}
-from {marts_schema}.dim_customers c
-{chr(10).join(joins)}
-where c.email is not null and trim(c.email) <> ''
-order by c.customer_key
+    final.customer_key, final.email, final.to_push, final.contactable, final.previous_hash, final.fields_hash,
+    case when final.changed then h.first_name end as first_name,
+    case when final.changed then h.last_name end as last_name,
+    case when final.changed then h.properties end as properties
+from final
+join hashed h using (customer_key)
+order by final.customer_key
 """
 
 
-def load_desired(conn: psycopg.Connection, list_id: str, marts_schema: str = "marts") -> list[DesiredProfile]:
-    cursor = conn.cursor(row_factory=psycopg.rows.dict_row)
-    desired: list[DesiredProfile] = []
-    for row in cursor.execute(desired_profiles_sql(conn, marts_schema)):
-        if row.get("features_lifetime_value") is not None:
-            row["lifetime_value"] = row["features_lifetime_value"]
-        record = ProfileRecord(
-            customer_key=row["customer_key"],
-            email=row["email"],
-            first_name=row["first_name"],
-            last_name=row["last_name"],
-            properties=profile_properties(row),
-        )
-        desired.append(DesiredProfile(record, bool(row["contactable"]), fields_hash(record, list_id)))
-    return desired
-
-
-def load_state(conn: psycopg.Connection, destination: str) -> dict[str, tuple[str, str]]:
-    """customer_key -> (email, fields_hash) as last confirmed by the ESP."""
+def load_state(conn: psycopg.Connection, destination: str) -> dict[str, str]:
+    """customer_key -> email, as last confirmed by the ESP."""
     rows = conn.execute(
-        "select customer_key, email, fields_hash from activation.esp_sync_state where destination = %s",
-        (destination,),
+        "select customer_key, email from activation.esp_sync_state where destination = %s", (destination,)
     )
-    return {key: (email, digest) for key, email, digest in rows}
+    return dict(rows.fetchall())
 
 
-def plan_sync(desired: Sequence[DesiredProfile], state: dict[str, tuple[str, str]]) -> SyncPlan:
+def plan_sync(
+    conn: psycopg.Connection, destination: str, list_id: str, marts_schema: str = "marts"
+) -> SyncPlan:
+    """What to add, update and remove so that the ESP list holds exactly the contactable customers."""
     plan = SyncPlan()
     pushed_emails: set[str] = set()
-    for profile in desired:
-        record = profile.record
-        if not profile.contactable:
+    rows = conn.execute(
+        desired_profiles_sql(conn, marts_schema), {"list_id": list_id, "destination": destination}
+    )
+    for key, email, to_push, contactable, previous_hash, digest, first, last, properties in rows:
+        if not contactable:
             plan.not_contactable += 1
             continue
-        if record.email in pushed_emails:  # one ESP profile per email, first customer key wins
+        if not to_push:
             continue
-        pushed_emails.add(record.email)
-        plan.hashes[record.customer_key] = profile.fields_hash
-        previous = state.get(record.customer_key)
-        if previous is None:
-            plan.to_add.append(record)
-        elif previous[1] != profile.fields_hash:
-            plan.to_update.append(record)
-        else:
+        pushed_emails.add(email)
+        plan.hashes[key] = digest
+        if previous_hash == digest:
             plan.unchanged += 1
-    for customer_key, (email, _digest) in state.items():
-        if customer_key in plan.hashes:
+            continue
+        record = ProfileRecord(key, email, first, last, properties)
+        (plan.to_update if previous_hash else plan.to_add).append(record)
+    for key, email in load_state(conn, destination).items():
+        if key in plan.hashes:
             continue
         if email in pushed_emails:
-            plan.to_forget.append(customer_key)
+            plan.to_forget.append(key)
         else:
-            plan.to_remove.append(ProfileRecord(customer_key, email))
+            plan.to_remove.append(ProfileRecord(key, email))
     return plan
 
 
@@ -370,7 +372,7 @@ def run_sync(
         (run_id, destination, list_id, dry_run),
     )
     conn.commit()
-    plan = plan_sync(load_desired(conn, list_id, marts_schema), load_state(conn, destination))
+    plan = plan_sync(conn, destination, list_id, marts_schema)
     result = SyncResult(run_id, destination, dry_run, plan)
     requests_before = client.request_count if client else 0
     try:

@@ -265,3 +265,14 @@ def test_sync_process_killed_mid_run_then_rerun_ends_in_the_exact_state(world, s
     result = run_sync(world.conn, make_client(sandbox), DEST, LIST)
     assert result.added == len(world.contactable_emails()) - confirmed
     assert_exact_state(world, sandbox)
+
+
+def test_sync_before_the_first_ml_run_pushes_what_exists(world, sandbox):  # noqa: F811
+    world.conn.execute("drop table ml.customer_segments; drop table ml.send_time_predictions")
+    world.conn.commit()
+    result = run_sync(world.conn, make_client(sandbox), DEST, LIST)
+    assert result.added == len(world.contactable_emails())
+    profile = next(iter(sandbox.store.profiles.values()))
+    assert profile["properties"]["sendwise_segment"] is None
+    assert profile["properties"]["sendwise_engagement_score"] is not None
+    assert_exact_state(world, sandbox)
