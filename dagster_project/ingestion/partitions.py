@@ -21,3 +21,34 @@ def available_partition_keys(settings: Settings | None = None) -> list[str]:
     days |= set(event_file_dates(settings.source_dir, ESP_EVENTS_DIR))
     valid = set(events_partitions_def(settings).get_partition_keys())
     return sorted(days & valid)
+
+
+def changed_partition_keys(settings: Settings | None = None, warehouse_url: str | None = None) -> list[str]:
+    """File dates whose web or ESP file is new or changed since it was last loaded.
+
+    A day materialized before its file arrived counts as loaded for Dagster; this looks at the files
+    and at ops.load_state instead, so a sensor can request exactly the days that have something new.
+    """
+    import psycopg
+
+    from dagster_project.ingestion.loaders import EVENT_STREAMS
+    from dagster_project.ingestion.sources import event_file, file_fingerprint
+    from dagster_project.warehouse import connection
+
+    settings = settings or get_settings()
+    url = warehouse_url or connection.warehouse_url(settings)
+    with psycopg.connect(connection.libpq_url(url)) as conn:
+        exists = conn.execute("select to_regclass('ops.load_state') is not null").fetchone()[0]
+        rows = (
+            conn.execute("select stream, partition_key, fingerprint from ops.load_state").fetchall()
+            if exists
+            else []
+        )
+    loaded = {(stream, day): fingerprint for stream, day, fingerprint in rows}
+    changed = set()
+    for day in available_partition_keys(settings):
+        for stream in EVENT_STREAMS.values():
+            path = event_file(settings.source_dir, stream.folder, day)
+            if path.exists() and loaded.get((stream.name, day)) != file_fingerprint(path):
+                changed.add(day)
+    return sorted(changed)

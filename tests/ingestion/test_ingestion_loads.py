@@ -22,7 +22,9 @@ from ingestion_helpers import (
 )
 
 from dagster_project.ingestion import loaders
+from dagster_project.ingestion.partitions import changed_partition_keys
 from dagster_project.ingestion.sources import SourcesResource
+from dagster_project.settings import get_settings
 from dagster_project.warehouse.resource import WarehouseResource
 
 DAYS = ["2025-01-01", "2025-01-02"]
@@ -270,3 +272,13 @@ def test_generic_path_loads_the_same_rows_as_the_fast_path(
     assert fast == generic and len(fast) == 5
     prices = "select product_id, price from raw.shop_products order by 1"
     assert query(warehouse_url, prices) == query(other, prices)
+
+
+def test_changed_partition_keys_lists_new_and_rewritten_days_only(sources: Path, warehouse_url: str) -> None:
+    settings = get_settings()
+    assert changed_partition_keys(settings) == DAYS  # nothing loaded yet
+    materialize_raw(DAYS)
+    assert changed_partition_keys(settings) == []
+    write_events(sources, "2025-01-03", web=[web_event("n", "2025-01-03")], esp=[])
+    write_jsonl(sources / "esp" / "events" / f"{DAYS[0]}.jsonl", [esp_event("rewritten", DAYS[0])])
+    assert changed_partition_keys(settings) == [DAYS[0], "2025-01-03"]
