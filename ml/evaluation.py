@@ -152,7 +152,7 @@ def rfm_quintile_segments(features: pd.DataFrame) -> pd.Series:
     has_orders = recency.notna() & (features["frequency"].astype(float) > 0)
 
     def score(values: pd.Series, ascending: bool) -> pd.Series:
-        ranks = values.rank(method="first", ascending=ascending, pct=True)
+        ranks = values.rank(method="average", ascending=ascending, pct=True)  # ties share a score
         return np.ceil(ranks * 5).clip(1, 5)
 
     r = score(recency.where(has_orders), ascending=False)
