@@ -261,6 +261,12 @@ def get_state(conn: psycopg.Connection, stream: str, partition_key: str = "") ->
     return LoadState(*row) if row else LoadState()
 
 
+def lock_stream(conn: psycopg.Connection, stream: str, partition_key: str = "") -> None:
+    """Serialise loads of the same stream (and day) until the transaction ends: two runs loading one
+    day at once would otherwise both delete, then both insert."""
+    conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"sendwise.load:{stream}:{partition_key}",))
+
+
 def record_load(conn: psycopg.Connection, result: LoadResult, fingerprint: str | None = None) -> None:
     """Move the high-water mark and log the load (inside the load's transaction)."""
     result.finish()
@@ -363,6 +369,7 @@ def load_event_partition(
         columns = [*stream.columns, *EVENT_FILE_COLUMNS]
         tail = (file_date, relative, result.batch_id)
         with conn.transaction():
+            lock_stream(conn, stream.name, day)
             conn.execute(sql.SQL("delete from {} where _file_date = %s").format(table), (file_date,))
             conn.execute(
                 "delete from ops.quarantine where stream = %s and partition_key = %s", (stream.name, day)
@@ -450,23 +457,23 @@ def load_shop_table(
     through a staging table and an upsert that keeps the newest version per key.
     """
     result = LoadResult(table.stream, new_batch_id(table.stream))
-    with logged_failure(conn, result):
+    with logged_failure(conn, result), conn.transaction():
+        lock_stream(conn, table.stream)
         mark = get_state(conn, table.stream).high_water_mark
         since = datetime.fromisoformat(mark) if mark else None
-        with conn.transaction():
-            loaded_directly = False
-            if fast_path and since is None and _is_empty(conn, sql.Identifier("raw", table.stream)):
-                loaded_directly = _copy_shop_table_directly(conn, shop_url, table, result)
-            if not loaded_directly:
-                _load_shop_changes_through_staging(conn, shop_url, table, since, fast_path, result)
-            newest = conn.execute(
-                sql.SQL("select max(updated_at) from raw.{} where _batch_id = %s").format(
-                    sql.Identifier(table.stream)
-                ),
-                (result.batch_id,),
-            ).fetchone()[0]
-            result.high_water_mark = newest.isoformat() if newest else mark
-            record_load(conn, result)
+        loaded_directly = False
+        if fast_path and since is None and _is_empty(conn, sql.Identifier("raw", table.stream)):
+            loaded_directly = _copy_shop_table_directly(conn, shop_url, table, result)
+        if not loaded_directly:
+            _load_shop_changes_through_staging(conn, shop_url, table, since, fast_path, result)
+        newest = conn.execute(
+            sql.SQL("select max(updated_at) from raw.{} where _batch_id = %s").format(
+                sql.Identifier(table.stream)
+            ),
+            (result.batch_id,),
+        ).fetchone()[0]
+        result.high_water_mark = newest.isoformat() if newest else mark
+        record_load(conn, result)
     return result
 
 
@@ -570,11 +577,12 @@ def load_crm_contacts(conn: psycopg.Connection, source_dir: Path) -> LoadResult:
     """
     result = LoadResult("crm_contacts", new_batch_id("crm_contacts"))
     with logged_failure(conn, result):
-        mark = get_state(conn, result.stream).high_water_mark
-        exports = [d for d in crm_export_dates(source_dir) if mark is None or d > mark]
         rejections = parsers.Rejections()
         columns = list(parsers.CRM_CONTACT_COLUMNS)
         with conn.transaction():
+            lock_stream(conn, result.stream)
+            mark = get_state(conn, result.stream).high_water_mark
+            exports = [d for d in crm_export_dates(source_dir) if mark is None or d > mark]
             staging = _create_staging(
                 conn, "_staging_crm_contacts",
                 [*zip(columns, CRM_CONTACT_TYPES, strict=True), ("_source_file", "text")],
