@@ -116,7 +116,7 @@ def run(args: argparse.Namespace, home: Path) -> subprocess.Popen:
     import httpx
     import psycopg
 
-    from dagster_project.activation.resources import sandbox_is_up
+    from dagster_project.activation.resources import sandbox_command, sandbox_is_up
     from dagster_project.activation.sync import run_sync
     from dagster_project.settings import get_settings
     from dagster_project.warehouse.connection import ensure_schemas, libpq_url, warehouse_url
@@ -132,17 +132,8 @@ def run(args: argparse.Namespace, home: Path) -> subprocess.Popen:
     )
 
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "dagster_project.activation.sandbox",
-        "--port",
-        str(port),
-        "--state-dir",
-        str(home / "esp_sandbox"),
-    ]
-    if not args.no_validation and settings.esp_specs_dir.exists():
-        command += ["--specs-dir", str(settings.esp_specs_dir)]
+    specs_dir = None if args.no_validation else settings.esp_specs_dir
+    command = sandbox_command(port, home / "esp_sandbox", specs_dir)
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     base_url = f"http://127.0.0.1:{port}"
     while not sandbox_is_up(base_url):

@@ -116,28 +116,30 @@ class MailchimpClient(EspClient):
 
     def add_to_audience(self, records: Sequence[ProfileRecord], audience_id: str) -> list[RecordOutcome]:
         """Campaign audiences are tags on members of the configured audience (`self.list_id`)."""
-        outcomes = []
-        for record in records:
-            try:
-                self.session.request(
-                    "POST",
-                    f"/lists/{self.list_id}/members/{subscriber_hash(record.email)}/tags",
-                    json={"tags": [{"name": f"sendwise-audience: {audience_id}", "status": "active"}]},
-                )
-            except EspRequestRejected as error:
-                outcomes.append(RecordOutcome(record.customer_key, record.email, "rejected", str(error)))
-                continue
-            outcomes.append(RecordOutcome(record.customer_key, record.email, "ok"))
-        return outcomes
+        tags = {"tags": [{"name": f"sendwise-audience: {audience_id}", "status": "active"}]}
+        return self._per_member(records, "POST", "/tags", tags)
 
     def remove_from_list(self, records: Sequence[ProfileRecord], list_id: str) -> list[RecordOutcome]:
         """Archive the members (Mailchimp keeps their history; they no longer count in the audience)."""
+        return self._per_member(records, "DELETE", "", None, list_id=list_id, missing_is_ok=True)
+
+    def _per_member(
+        self,
+        records: Sequence[ProfileRecord],
+        method: str,
+        suffix: str,
+        body: dict[str, Any] | None,
+        list_id: str | None = None,
+        missing_is_ok: bool = False,
+    ) -> list[RecordOutcome]:
+        """One call per member (Mailchimp has no bulk form of these); a refusal is that member's outcome."""
         outcomes = []
         for record in records:
+            path = f"/lists/{list_id or self.list_id}/members/{subscriber_hash(record.email)}{suffix}"
             try:
-                self.session.request("DELETE", f"/lists/{list_id}/members/{subscriber_hash(record.email)}")
+                self.session.request(method, path, json=body)
             except EspRequestRejected as error:
-                if " 404 " not in f" {error} ":
+                if not (missing_is_ok and " 404 " in f" {error} "):
                     outcomes.append(RecordOutcome(record.customer_key, record.email, "rejected", str(error)))
                     continue
             outcomes.append(RecordOutcome(record.customer_key, record.email, "ok"))

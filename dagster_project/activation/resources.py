@@ -47,6 +47,15 @@ def sandbox_is_up(base_url: str) -> bool:
         return False
 
 
+def sandbox_command(port: int, state_dir: Path, specs_dir: Path | None) -> list[str]:
+    """The command line that runs the sandbox server (validating against specs_dir when it exists)."""
+    command = [sys.executable, "-m", "dagster_project.activation.sandbox", "--port", str(port)]
+    command += ["--state-dir", str(state_dir)]
+    if specs_dir is not None and specs_dir.exists():
+        command += ["--specs-dir", str(specs_dir)]
+    return command
+
+
 def ensure_sandbox(settings: Settings, base_url: str = SANDBOX_URL, wait_seconds: float = 15.0) -> str:
     """Start the sandbox server in the background (if it is not answering yet) and wait until it is up."""
     if sandbox_is_up(base_url):
@@ -54,17 +63,7 @@ def ensure_sandbox(settings: Settings, base_url: str = SANDBOX_URL, wait_seconds
     port = httpx.URL(base_url).port or 8765
     state_dir = sandbox_state_dir(settings)
     state_dir.mkdir(parents=True, exist_ok=True)
-    command = [
-        sys.executable,
-        "-m",
-        "dagster_project.activation.sandbox",
-        "--port",
-        str(port),
-        "--state-dir",
-        str(state_dir),
-    ]
-    if settings.esp_specs_dir.exists():
-        command += ["--specs-dir", str(settings.esp_specs_dir)]
+    command = sandbox_command(port, state_dir, settings.esp_specs_dir)
     log = (state_dir / "server.log").open("ab")
     subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
     deadline = time.monotonic() + wait_seconds
