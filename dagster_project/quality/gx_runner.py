@@ -130,7 +130,7 @@ def _batch_definition(data_source, asset_name: str, make_asset):
 
 
 def build_expectation(spec: ExpectationSpec):
-    """The GX expectation object for one spec (row-count/freshness/quarantine take run-time params)."""
+    """The GX expectation for one spec (row-count/freshness/quarantine take run-time parameters)."""
     kwargs = dict(spec.kwargs)
     if spec.kind == "row_count":
         kwargs["min_value"] = {"$PARAMETER": "row_count_floor"}
@@ -162,9 +162,14 @@ class SuiteValidator:
         self.context = get_context(self.paths)
         self.engine = connection.create_engine(warehouse_url)
         results.ensure_tables(self.engine)
+        self._prepared: dict[tuple[str, bool], list] = {}
 
     def close(self) -> None:
         self.engine.dispose()
+        with contextlib.suppress(LookupError, ValueError, KeyError, AttributeError):
+            data_source = _data_source(self.context, self.warehouse_url)
+            # Only the engine: stored validation definitions still reference the data source.
+            data_source.get_execution_engine().engine.dispose()
 
     def validate(self, spec: SuiteSpec, run_id: str, build_docs: bool = True) -> results.SuiteOutcome:
         started = time.perf_counter()
@@ -176,58 +181,22 @@ class SuiteValidator:
             return self._finish(spec, run_id, validated_at, started, outcomes, None, None, build_docs)
 
         parameters, notes = self._parameters(spec, run_id)
-        data_source = _data_source(self.context, self.warehouse_url)
-        main_specs = [e for e in spec.expectations if e.kind not in ("quarantine_share", "loads_balanced")]
         quarantine_specs = [e for e in spec.expectations if e.kind in ("quarantine_share", "loads_balanced")]
-        definitions = [
-            self._validation_definition(
-                spec.name,
-                _batch_definition(
-                    data_source,
-                    spec.name,
-                    lambda: data_source.add_table_asset(
-                        spec.name, table_name=spec.table, schema_name=spec.schema
-                    ),
-                ),
-                main_specs,
-            )
-        ]
         quarantine_note = self._quarantine_missing(spec) if quarantine_specs else None
-        if quarantine_specs and quarantine_note is None:
-            asset_name = f"{spec.name}__load_log"
-            definitions.append(
-                self._validation_definition(
-                    f"{spec.name}__quarantine",
-                    _batch_definition(
-                        data_source,
-                        asset_name,
-                        lambda: data_source.add_query_asset(
-                            asset_name, query=_load_log_query(spec.quarantine_stream)
-                        ),
-                    ),
-                    quarantine_specs,
-                )
-            )
-        checkpoint = self.context.checkpoints.add_or_update(
-            gx.Checkpoint(
-                name=spec.name,
-                validation_definitions=definitions,
-                result_format={
-                    "result_format": "SUMMARY",
-                    "partial_unexpected_count": SAMPLE_SIZE,
-                    "unexpected_index_column_names": list(spec.key),
-                },
-            )
-        )
-        checkpoint_result = checkpoint.run(
-            expectation_parameters=parameters, run_id=RunIdentifier(run_name=run_id, run_time=validated_at)
+        checkpoints = self._checkpoints(
+            spec, with_load_log=bool(quarantine_specs) and quarantine_note is None
         )
         by_check: dict[str, Any] = {}
         identifiers = []
-        for identifier, validation in checkpoint_result.run_results.items():
-            identifiers.append(identifier)
-            for result in validation.results:
-                by_check[result.expectation_config.meta["check"]] = result
+        for checkpoint in checkpoints:
+            checkpoint_result = checkpoint.run(
+                expectation_parameters=parameters,
+                run_id=RunIdentifier(run_name=run_id, run_time=validated_at),
+            )
+            for identifier, validation in checkpoint_result.run_results.items():
+                identifiers.append(identifier)
+                for result in validation.results:
+                    by_check[result.expectation_config.meta["check"]] = result
         outcomes = []
         for expectation in spec.expectations:
             if expectation.check in by_check:
@@ -249,9 +218,55 @@ class SuiteValidator:
         )
         return self._finish(spec, run_id, validated_at, started, outcomes, row_count, identifiers, build_docs)
 
+    def _checkpoints(self, spec: SuiteSpec, with_load_log: bool) -> list:
+        """The suite's GX checkpoints, built from the YAML once per process and warehouse.
+
+        One checkpoint for the table (offending values reported with the table's key columns) and,
+        for extracted streams, one for the stream's loads in ops.load_log.
+        """
+        cache_key = (spec.name, with_load_log)
+        if cache_key in self._prepared:
+            return self._prepared[cache_key]
+        data_source = _data_source(self.context, self.warehouse_url)
+        table_specs = [e for e in spec.expectations if e.kind not in ("quarantine_share", "loads_balanced")]
+        batch = _batch_definition(
+            data_source,
+            spec.name,
+            lambda: data_source.add_table_asset(spec.name, table_name=spec.table, schema_name=spec.schema),
+        )
+        parts = [(spec.name, batch, table_specs, spec.key)]
+        if with_load_log:
+            name = f"{spec.name}__load_log"
+            batch = _batch_definition(
+                data_source,
+                name,
+                lambda: data_source.add_query_asset(name, query=_load_log_query(spec.quarantine_stream)),
+            )
+            load_specs = [e for e in spec.expectations if e.kind in ("quarantine_share", "loads_balanced")]
+            parts.append((name, batch, load_specs, ("batch_id",)))
+        checkpoints = []
+        for name, batch, specs, index_columns in parts:
+            checkpoints.append(
+                self.context.checkpoints.add_or_update(
+                    gx.Checkpoint(
+                        name=name,
+                        validation_definitions=[self._validation_definition(name, batch, specs)],
+                        result_format={
+                            "result_format": "SUMMARY",
+                            "partial_unexpected_count": SAMPLE_SIZE,
+                            "unexpected_index_column_names": list(index_columns),
+                        },
+                    )
+                )
+            )
+        self._prepared[cache_key] = checkpoints
+        return checkpoints
+
     def _finish(self, spec, run_id, validated_at, started, outcomes, row_count, identifiers, build_docs):
         page = (
-            report.build_data_docs(self.context, self.paths.docs_dir, identifiers)
+            report.build_data_docs(
+                self.context, self.paths.docs_dir, identifiers, self.paths.gx_root / "validations"
+            )
             if build_docs and identifiers
             else None
         )
@@ -273,9 +288,8 @@ class SuiteValidator:
         return outcome
 
     def _validation_definition(self, name: str, batch_definition, specs: list[ExpectationSpec]):
-        suite = self.context.suites.add_or_update(
-            gx.ExpectationSuite(name=name, expectations=[build_expectation(e) for e in specs])
-        )
+        expectations = [build_expectation(e) for e in specs]
+        suite = self.context.suites.add_or_update(gx.ExpectationSuite(name=name, expectations=expectations))
         return self.context.validation_definitions.add_or_update(
             gx.ValidationDefinition(name=name, data=batch_definition, suite=suite)
         )
@@ -338,7 +352,7 @@ class SuiteValidator:
             return "ops.load_log does not exist: no load has been recorded"
         with self.engine.connect() as conn:
             loads = conn.execute(
-                sa.text("select count(*) from ops.load_log where stream = :stream"),
+                sa.text("select count(*) from ops.load_log where stream = :stream and status = 'success'"),
                 {"stream": spec.quarantine_stream},
             ).scalar()
         return None if loads else f"no loads recorded for stream {spec.quarantine_stream!r} in ops.load_log"
@@ -358,10 +372,7 @@ class SuiteValidator:
                 sample = self._unexpected_rows_sample(expectation, spec)
         if observed is None and unexpected_count is not None:
             observed = f"{unexpected_count} of {body.get('element_count')} rows unexpected"
-        note = ""
-        info = result.exception_info or {}
-        if info.get("raised_exception"):
-            note = str(info.get("exception_message"))[:500]
+        note = _exception_message(result.exception_info or {})
         return results.CheckOutcome(
             check=expectation.check,
             severity=expectation.severity,
@@ -386,15 +397,25 @@ class SuiteValidator:
 
 
 def _load_log_query(stream: str | None) -> str:
-    """Every load of a stream, with the quarantine share over the latest load of each partition."""
-    stream_literal = "'" + str(stream).replace("'", "''") + "'"
-    return (
-        "select batch_id, received, loaded + quarantined as accounted, loaded, quarantined, "
-        "(select coalesce(sum(latest.quarantined)::float8 / nullif(sum(latest.received), 0), 0) from "
-        '(select distinct on ("partition") received, quarantined from ops.load_log '
-        f'where stream = {stream_literal} order by "partition", finished_at desc nulls last) latest) '
-        f"as quarantine_share from ops.load_log where stream = {stream_literal}"
+    """Every successful load of a stream, with the quarantine share over the latest load per partition."""
+    loads = "from ops.load_log where stream = '{}' and status = 'success'".format(
+        str(stream).replace("'", "''")
     )
+    return (
+        "select batch_id, partition_key, received, loaded + quarantined as accounted, loaded, quarantined, "
+        "(select coalesce(sum(latest.quarantined)::float8 / nullif(sum(latest.received), 0), 0) from "
+        f"(select distinct on (partition_key) received, quarantined {loads} "
+        "order by partition_key, finished_at desc) latest) as quarantine_share " + loads
+    )
+
+
+def _exception_message(info: dict[str, Any]) -> str:
+    """GX reports errors either flat or keyed by metric: the first message, shortened."""
+    candidates = [info, *(v for v in info.values() if isinstance(v, dict))]
+    for candidate in candidates:
+        if candidate.get("raised_exception"):
+            return str(candidate.get("exception_message"))[:500]
+    return ""
 
 
 def _missing(expectation: ExpectationSpec, note: str) -> results.CheckOutcome:
@@ -427,15 +448,24 @@ def _plain(value: Any) -> Any:
 _validators: dict[tuple[str, Path], SuiteValidator] = {}
 
 
-def run_suite(spec: SuiteSpec, warehouse_url: str, run_id: str, settings: Settings) -> results.SuiteOutcome:
-    """Validate one suite, persist the result, refresh Data Docs and the offline summary."""
+def run_suite(
+    spec: SuiteSpec, warehouse_url: str, run_id: str, settings: Settings, build_docs: bool = True
+) -> results.SuiteOutcome:
+    """Validate one suite, persist the result, refresh Data Docs (optional) and the offline summary."""
     paths = QualityPaths.from_settings(settings)
     key = (warehouse_url, paths.gx_root)
     if key not in _validators:
         _validators[key] = SuiteValidator(warehouse_url, settings, paths)
     validator = _validators[key]
     validator.settings = settings
-    outcome = validator.validate(spec, run_id)
+    outcome = validator.validate(spec, run_id, build_docs=build_docs)
     with report.file_lock(paths.docs_dir / ".build.lock"):
         report.write_offline_summary(validator.engine, paths.docs_dir)
     return outcome
+
+
+def close_validators() -> None:
+    """Dispose of the cached validators' connection pools (tests, long-lived processes)."""
+    for validator in _validators.values():
+        validator.close()
+    _validators.clear()

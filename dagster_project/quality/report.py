@@ -11,6 +11,7 @@ import fcntl
 import html
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from dagster_project.quality import results
 
 DOCS_SITE = "sendwise"
 SUMMARY_NAME = "summary.html"
+KEEP_RUNS_IN_DOCS = 30
 
 _CSS = """
 body{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1d2433}
@@ -40,13 +42,39 @@ def summary_path(docs_dir: Path) -> Path:
     return docs_dir / SUMMARY_NAME
 
 
-def build_data_docs(context: Any, docs_dir: Path, identifiers: list) -> str | None:
-    """Update the GX Data Docs site for these validation results; the URL of the first result's page."""
+def build_data_docs(context: Any, docs_dir: Path, identifiers: list, results_dir: Path) -> str | None:
+    """Update the GX Data Docs site for these validation results; the URL of the first result's page.
+
+    The site's index is rebuilt from every stored result, so old results are pruned first (the full
+    history stays queryable in ops.validation_results).
+    """
     docs_dir.mkdir(parents=True, exist_ok=True)
     with file_lock(docs_dir / ".build.lock"):
+        prune_stored_results(results_dir, docs_dir)
         context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=identifiers)
     urls = context.get_docs_sites_urls(resource_identifier=identifiers[0], site_name=DOCS_SITE)
     return urls[0]["site_url"] if urls else None
+
+
+def prune_stored_results(results_dir: Path, docs_dir: Path, keep_runs: int = KEEP_RUNS_IN_DOCS) -> int:
+    """Delete all but the newest `keep_runs` stored GX results of each suite (and their pages).
+
+    Layout of GX's stores: <suite>/<run name>/<run time>/<batch>.json (and .html in the site).
+    """
+    removed = 0
+    if not results_dir.exists():
+        return removed
+    for suite_dir in (d for d in results_dir.iterdir() if d.is_dir()):
+        runs = sorted(
+            (run_time.name, run_time) for run_name in suite_dir.iterdir() if run_name.is_dir()
+            for run_time in run_name.iterdir() if run_time.is_dir()
+        )  # fmt: skip
+        for _, run_time in runs[:-keep_runs] if len(runs) > keep_runs else []:
+            relative = run_time.relative_to(results_dir)
+            shutil.rmtree(run_time, ignore_errors=True)
+            shutil.rmtree(docs_dir / "validations" / relative, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def write_offline_summary(engine: sa.Engine, docs_dir: Path) -> Path:
@@ -142,6 +170,8 @@ def _fmt(value: Any) -> str:
 
 @contextmanager
 def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock across processes (check steps may run in parallel)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
