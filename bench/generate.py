@@ -1,40 +1,69 @@
-"""Time `sendwise generate` at a few world sizes and print rows per source and seconds.
+"""Time `sendwise generate` at a few world sizes; print rows per source, seconds and peak memory.
 
     .venv/bin/python bench/generate.py                          # 10,000 and 100,000 customers, 120 days
-    .venv/bin/python bench/generate.py --customers 1000000 --days 7
+    .venv/bin/python bench/generate.py --customers 1000000 --days 3
 
-Each size is written to a temporary folder and a scratch shop database (`sendwise_bench_shop`) on the
-warehouse server (WAREHOUSE_URL or the embedded one), both removed afterwards unless --keep.
+Each size runs in its own process (so peak RSS is per size), writes to a temporary folder and a scratch
+shop database (`sendwise_bench_shop`) on the warehouse server (WAREHOUSE_URL or the embedded one); both
+are removed afterwards unless --keep.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import psycopg
-
-from dagster_project.synthetic.world import WorldConfig, generate
-from dagster_project.warehouse import connection, embedded
-
 BENCH_DATABASE = "sendwise_bench_shop"
+COLUMNS = (  # (heading, key in a result, width)
+    ("customers", "customers", 10), ("days", "days", 5), ("seconds", "seconds", 8),
+    ("web events", "web_events", 11), ("esp events", "esp_events", 10),
+    ("crm records", "crm_contact_records", 11), ("shop customers", "shop_customers", 14),
+    ("orders", "shop_orders", 9), ("order items", "shop_order_items", 11),
+    ("events/s", "events_per_second", 9), ("disk MB", "disk_mb", 8), ("peak RSS MB", "peak_rss_mb", 11),
+)  # fmt: skip
 
 
-def _folder_mb(folder: Path) -> float:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+def _scratch_shop_url() -> str:
+    import psycopg
 
+    from dagster_project.warehouse import connection, embedded
 
-def _shop_url() -> str:
     base = connection.warehouse_url()
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f"drop database if exists {BENCH_DATABASE}")
     embedded.ensure_database(base, BENCH_DATABASE)
     return connection.with_database(base, BENCH_DATABASE)
+
+
+def measure_one(customers: int, days: int, seed: int, keep: bool) -> dict:
+    from dagster_project.synthetic.world import WorldConfig, generate
+
+    out = Path(tempfile.mkdtemp(prefix="sw-bench-world-"))
+    config = WorldConfig(out=out, shop_url=_scratch_shop_url(), customers=customers, days=days,
+                         start=dt.date(2026, 7, 1), seed=seed)  # fmt: skip
+    began = time.perf_counter()
+    meta = generate(config, progress=lambda message: print(f"  {message}", file=sys.stderr, flush=True))
+    seconds = time.perf_counter() - began
+    rows = meta["rows"]
+    result = {
+        "customers": customers, "days": days, "seconds": round(seconds, 1), **rows,
+        "events_per_second": round((rows["web_events"] + rows["esp_events"]) / seconds),
+        "disk_mb": round(sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 1e6),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }  # fmt: skip
+    if keep:
+        print(f"  kept {out} and database {BENCH_DATABASE}", file=sys.stderr)
+    else:
+        shutil.rmtree(out, ignore_errors=True)
+    return result
 
 
 def main() -> None:
@@ -43,35 +72,17 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=120)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--keep", action="store_true", help="keep the last world and its shop database")
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # child: one size, JSON out
     args = parser.parse_args()
-    start = dt.date(2026, 7, 1)
-    header = (
-        f"{'customers':>10} {'days':>5} {'seconds':>8} {'web':>10} {'esp':>9} {'crm recs':>9} "
-        f"{'orders':>9} {'items':>9} {'shop cust':>9} {'events/s':>9} {'MB':>7} {'peak RSS MB':>11}"
-    )
-    results = []
+    if args.one:
+        print(json.dumps(measure_one(args.customers[0], args.days, args.seed, args.keep)))
+        return
+    print(" ".join(f"{heading:>{width}}" for heading, _, width in COLUMNS), flush=True)
     for customers in args.customers:
-        out = Path(tempfile.mkdtemp(prefix="sw-bench-world-"))
-        shop_url = _shop_url()
-        began = time.perf_counter()
-        meta = generate(
-            WorldConfig(
-                out=out, shop_url=shop_url, customers=customers, days=args.days, start=start, seed=args.seed
-            )
-        )
-        seconds = time.perf_counter() - began
-        rows = meta["rows"]
-        events = rows["web_events"] + rows["esp_events"]
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        results.append(
-            f"{customers:>10} {args.days:>5} {seconds:>8.1f} {rows['web_events']:>10} {rows['esp_events']:>9} "
-            f"{rows['crm_contact_records']:>9} {rows['shop_orders']:>9} {rows['shop_order_items']:>9} "
-            f"{rows['shop_customers']:>9} {events / seconds:>9.0f} {_folder_mb(out):>7.0f} {peak_mb:>11.0f}"
-        )
-        print(header, *results, sep="\n", flush=True)
-        if not args.keep:
-            shutil.rmtree(out, ignore_errors=True)
-    # peak RSS is the process maximum so far (sizes run in the order given)
+        command = [sys.executable, __file__, "--one", "--customers", str(customers), "--days", str(args.days),
+                   "--seed", str(args.seed), *(["--keep"] if args.keep else [])]  # fmt: skip
+        result = json.loads(subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout)
+        print(" ".join(f"{result[key]:>{width}}" for _, key, width in COLUMNS), flush=True)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,11 @@ machine open 1-10 s after every delivery instead, which carries no signal.
 from __future__ import annotations
 
 import numpy as np
-import orjson
 
 from dagster_project.synthetic import randomness, vocab
 from dagster_project.synthetic.clock import DAY_MS, HOUR_MS, hour_of_week, iso
 from dagster_project.synthetic.context import Day, Population
-from dagster_project.synthetic.files import DayEvents
+from dagster_project.synthetic.files import DayEvents, json_line
 from dagster_project.synthetic.state import (
     SUPPRESSED_BOUNCE,
     SUPPRESSED_COMPLAINT,
@@ -199,7 +198,7 @@ def esp_day(seed: int, population: Population, state: WorldState, day: Day) -> D
             )
         if kind == BOUNCE:
             record["bounce_type"] = "hard" if agent == 1 else "soft"
-        line = orjson.dumps(record)
+        line = json_line(record)
         out.add(file_day[i], int(arrival[i]), line)
         if duplicate[i]:
             out.add(duplicate_file_day[i], int(duplicate_arrival[i]), line)

@@ -11,6 +11,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import orjson
+
+
+def json_line(record: dict) -> bytes:
+    """The record as one compact JSON line (without the newline).
+
+    orjson's result keeps a ~4 KB allocation behind a short line; copying it to an exact-size bytes
+    object keeps a day of buffered events (millions at 1M customers) at its real size.
+    """
+    return bytes(memoryview(orjson.dumps(record)))
 
 
 @dataclass

@@ -9,12 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import orjson
 
 from dagster_project.synthetic import randomness, vocab
 from dagster_project.synthetic.clock import DAY_MS, HOUR_MS, iso_one
 from dagster_project.synthetic.context import Day, Population
-from dagster_project.synthetic.files import DayEvents
+from dagster_project.synthetic.files import DayEvents, json_line
 from dagster_project.synthetic.shop import OrderBatch, shop_email
 from dagster_project.synthetic.state import WorldState
 from dagster_project.synthetic.traits import (
@@ -137,7 +136,7 @@ class _Writer:
         record["messageId"] = f"ajs-{self.day.index:05d}-{self.seq:08d}"
         record["timestamp"] = iso_one(ms)
         record["receivedAt"] = iso_one(arrival)
-        line = orjson.dumps(record)
+        line = json_line(record)
         world_start = self.day.world_start_ms
         self.out.add((arrival - world_start) // DAY_MS, arrival, line)
         if self.uniform() < DUPLICATE_RATE:
