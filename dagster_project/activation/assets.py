@@ -102,12 +102,12 @@ def esp_profile_sync(
 
 def audiences_table(results: list[AudienceResult]) -> str:
     return (
-        "| trigger | list | new executions | synced | skipped (consent) | failed |\n"
-        "|---|---|---|---|---|---|\n"
+        "| trigger | list | new executions | synced | skipped (consent) | removed (consent) | failed |\n"
+        "|---|---|---|---|---|---|---|\n"
         + (
             "\n".join(
                 f"| {r.trigger_id} | {r.list_id} | {r.new_executions} | {r.synced_customers or r.pending} | "
-                f"{r.skipped_not_contactable} | {r.failed} |"
+                f"{r.skipped_not_contactable} | {r.removed_not_contactable} | {r.failed} |"
                 for r in results
             )
         )

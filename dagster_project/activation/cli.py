@@ -60,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
                 print(
                     f"audience {audience.trigger_id} -> list {audience.list_id}: "
                     f"{audience.new_executions} new executions, {verb} {count} customers, "
-                    f"{audience.skipped_not_contactable} skipped (not contactable), {audience.failed} failed"
+                    f"{audience.skipped_not_contactable} skipped and "
+                    f"{audience.removed_not_contactable} removed (no longer contactable), "
+                    f"{audience.failed} failed"
                 )
                 status = status or (1 if audience.failed else 0)
     if client is not None:

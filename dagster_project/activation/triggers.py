@@ -45,8 +45,10 @@ create table if not exists activation.campaign_executions (
     synced_at timestamptz,
     attempts integer not null default 0,
     last_error text,
+    removed_at timestamptz,
     primary key (trigger_id, customer_key, event_key)
 );
+alter table activation.campaign_executions add column if not exists removed_at timestamptz;
 """
 
 
@@ -234,6 +236,7 @@ class AudienceResult:
     new_executions: int = 0
     synced_customers: int = 0
     skipped_not_contactable: int = 0
+    removed_not_contactable: int = 0
     failed: int = 0
     pending: int = 0
 
@@ -251,6 +254,9 @@ def sync_audience(
     result = AudienceResult(trigger.trigger_id, trigger.list_id)
     result.new_executions = detect_executions(conn, trigger, marts_schema, dry_run)
     contactable = " and ".join(_consent_conditions())
+    result.removed_not_contactable = remove_non_contactable(
+        conn, client, trigger, contactable, marts_schema, dry_run
+    )
     rows = conn.execute(
         f"""
         select x.customer_key, c.email, c.first_name, c.last_name, ({contactable}) as contactable
@@ -288,6 +294,46 @@ def sync_audience(
         result.synced_customers += sum(1 for o in outcomes if o.status == "ok")
         result.failed += sum(1 for o in outcomes if o.status != "ok")
     return result
+
+
+def remove_non_contactable(
+    conn: psycopg.Connection,
+    client: EspClient | None,
+    trigger: CampaignTrigger,
+    contactable: str,
+    marts_schema: str,
+    dry_run: bool,
+) -> int:
+    """Take people who stopped being contactable out of the trigger's list (they were added earlier)."""
+    rows = conn.execute(
+        f"""
+        select distinct x.customer_key, lower(trim(c.email))
+        from activation.campaign_executions x
+        join {marts_schema}.dim_customers c on c.customer_key = x.customer_key
+        where x.trigger_id = %s and x.status = 'synced' and x.removed_at is null
+          and c.email is not null and not ({contactable})
+        """,
+        (trigger.trigger_id,),
+    ).fetchall()
+    if dry_run or not rows:
+        return len(rows)
+    if client is None:
+        raise ValueError("removing people from audiences needs an ESP client")
+    removed = 0
+    for chunk in chunked([ProfileRecord(key, email) for key, email in rows], client.removal_batch_size):
+        try:
+            outcomes = client.remove_from_list(chunk, trigger.list_id)
+        except EspError:
+            continue  # stays marked as synced: retried next run
+        done = [o.customer_key for o in outcomes if o.status == "ok"]
+        conn.execute(
+            "update activation.campaign_executions set removed_at = now() "
+            "where trigger_id = %s and status = 'synced' and customer_key = any(%s)",
+            (trigger.trigger_id, done),
+        )
+        conn.commit()
+        removed += len(done)
+    return removed
 
 
 def _apply_outcomes(conn: psycopg.Connection, trigger_id: str, outcomes: Sequence) -> None:

@@ -108,6 +108,14 @@ def test_executions_happen_once_per_customer_per_event_and_respect_consent(world
     assert third.new_executions == 1 and third.synced_customers == 1
     assert len(list_emails(sandbox, "thanks")) == 2
 
+    world.set_status([a], "unsubscribed")  # consent withdrawn after the list add
+    fourth = sync_audience(world.conn, make_client(sandbox), THANK_YOU)
+    assert fourth.removed_not_contactable == 1 and person_a[0] not in list_emails(sandbox, "thanks")
+    assert len(list_emails(sandbox, "thanks")) == 1
+    before = sandbox.store.request_count
+    assert sync_audience(world.conn, make_client(sandbox), THANK_YOU).removed_not_contactable == 0
+    assert sandbox.store.request_count == before
+
 
 def test_failed_list_adds_stay_pending_and_are_retried(world, sandbox):  # noqa: F811
     key = contactable_keys(world)[0]
