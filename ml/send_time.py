@@ -103,58 +103,50 @@ def prepare_engagement(events: pd.DataFrame, customers: pd.DataFrame, config: Se
     Customers are indexed in the order of `customers`; events of unknown customers are ignored."""
     customer_keys = customers[KEY].to_numpy()
     zone, known = clean_timezones(customers["timezone"], config.default_timezone)
-    index = pd.Index(customer_keys)
-    user = index.get_indexer(events[KEY])
-    event_type = events["event_type"].astype(str).str.lower().to_numpy()
+    user = pd.Index(customer_keys).get_indexer(events[KEY])
+    type_codes, type_names = pd.factorize(events["event_type"])
+    lowered = np.array([str(name).lower() for name in type_names], dtype=object)
+
+    def of_type(*names: str) -> np.ndarray:
+        return np.isin(type_codes, np.flatnonzero(np.isin(lowered, names)))
+
+    is_open, is_click, is_delivery = of_type("open"), of_type("click"), of_type("delivered")
     machine = events["is_machine_open"].fillna(False).astype(bool).to_numpy()
     event_at = _naive_utc(events["event_at"])
     delivered_at = _naive_utc(events["delivered_at"])
+    message, messages = pd.factorize(events["message_id"])
+    # events without a message id stand alone: give each its own code
+    missing = message < 0
+    message[missing] = len(messages) + np.flatnonzero(missing)
+    message_key = np.where(user >= 0, user, 0).astype(np.int64) * (len(messages) + len(message) + 1) + message
     in_scope = user >= 0
 
-    is_response = in_scope & np.isin(event_type, RESPONSE_TYPES) & ~(machine & (event_type == "open"))
-    responses = pd.DataFrame(
-        {
-            "user": user[is_response],
-            "message": events["message_id"].to_numpy()[is_response],
-            "at": event_at[is_response],
-            "delivered": delivered_at[is_response],
-        }
-    )
     # one response per message: the first real open or click (a click implies the person was there)
-    responses = responses.sort_values(["user", "at"], kind="stable")
-    with_message = responses["message"].notna()
-    responses = pd.concat(
-        [
-            responses[with_message].drop_duplicates(["user", "message"], keep="first"),
-            responses[~with_message],
-        ]
-    )
+    response_rows = np.flatnonzero(in_scope & ((is_open & ~machine) | is_click))
+    response_rows = response_rows[np.lexsort((event_at[response_rows], user[response_rows]))]
+    response_rows = response_rows[~pd.Series(message_key[response_rows]).duplicated().to_numpy()]
 
-    is_delivery = in_scope & (event_type == "delivered")
-    deliveries = pd.DataFrame(
-        {
-            "user": user[is_delivery],
-            "message": events["message_id"].to_numpy()[is_delivery],
-            "at": event_at[is_delivery],
-        }
-    )
-    # responses whose delivery row is missing still tell us when that message arrived
-    implied = responses[responses["delivered"].notna()][["user", "message", "delivered"]].rename(
-        columns={"delivered": "at"}
-    )
-    deliveries = pd.concat([deliveries, implied]).drop_duplicates(["user", "message"], keep="first")
+    # deliveries: delivered rows, plus the delivery time a response carries when its row is missing
+    delivery_rows = np.flatnonzero(in_scope & is_delivery)
+    implied_rows = response_rows[~np.isnat(delivered_at[response_rows])]
+    delivery_key = np.concatenate([message_key[delivery_rows], message_key[implied_rows]])
+    first = ~pd.Series(delivery_key).duplicated().to_numpy()
+    delivery_user = np.concatenate([user[delivery_rows], user[implied_rows]])[first]
+    delivery_time = np.concatenate([event_at[delivery_rows], delivered_at[implied_rows]])[first]
 
-    delay = (responses["at"].to_numpy() - responses["delivered"].to_numpy()) / np.timedelta64(1, "h")
+    response_user = user[response_rows]
+    response_time = event_at[response_rows]
+    delay = (response_time - delivered_at[response_rows]) / np.timedelta64(1, "h")
     return Engagement(
         customer_keys=customer_keys,
-        delivery_user=deliveries["user"].to_numpy(),
-        delivery_hour=local_hour_of_week(deliveries["at"], zone[deliveries["user"].to_numpy()]),
-        delivery_at=deliveries["at"].to_numpy(dtype="datetime64[ns]"),
-        response_user=responses["user"].to_numpy(),
-        response_hour=local_hour_of_week(responses["at"], zone[responses["user"].to_numpy()]),
-        response_at=responses["at"].to_numpy(dtype="datetime64[ns]"),
+        delivery_user=delivery_user,
+        delivery_hour=local_hour_of_week(pd.Series(delivery_time), zone[delivery_user]),
+        delivery_at=delivery_time,
+        response_user=response_user,
+        response_hour=local_hour_of_week(pd.Series(response_time), zone[response_user]),
+        response_at=response_time,
         response_delay_hours=delay,
-        excluded_machine_opens=int((in_scope & machine & (event_type == "open")).sum()),
+        excluded_machine_opens=int((in_scope & machine & is_open).sum()),
         unknown_timezones=int((~known).sum()),
     )
 
@@ -191,11 +183,16 @@ def smoothing_matrix(hour_share: float, day_sharing: float) -> np.ndarray:
     return (1 - day_sharing) * near + day_sharing * same_hour_other_day / 6.0
 
 
-def _histograms(users: np.ndarray, hours: np.ndarray, n_users: int) -> np.ndarray:
-    valid = hours >= 0
-    flat = users[valid].astype(np.int64) * HOURS_OF_WEEK + hours[valid]
-    counts = np.bincount(flat, minlength=n_users * HOURS_OF_WEEK)
-    return counts.reshape(n_users, HOURS_OF_WEEK).astype(np.float32)
+def _histograms(
+    rows: np.ndarray, hours: np.ndarray, n_rows: int, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """Dense (n_rows x 168) counts (or weight sums) of hours per row id; ids or hours < 0 are skipped."""
+    keep = (rows >= 0) & (hours >= 0)
+    flat = rows[keep].astype(np.int64) * HOURS_OF_WEEK + hours[keep]
+    counts = np.bincount(
+        flat, weights=None if weights is None else weights[keep], minlength=n_rows * HOURS_OF_WEEK
+    )
+    return counts.reshape(n_rows, HOURS_OF_WEEK).astype(float)
 
 
 def shrink(observed: np.ndarray, expected: np.ndarray, prior_rate: np.ndarray, strength: float) -> np.ndarray:
@@ -255,19 +252,35 @@ def fit_send_time(
     user_zone = zone_codes.astype(np.int64)
     user_segment = pd.Index(segment_names, dtype=object).get_indexer(segment).astype(np.int64)
 
-    # pass 1: observed and expected per level, accumulated chunk by chunk
-    zone_obs = np.zeros((len(zone_names), HOURS_OF_WEEK))
-    zone_exp = np.zeros_like(zone_obs)
-    segment_obs = np.zeros((len(segment_names), HOURS_OF_WEEK))
-    segment_exp = np.zeros_like(segment_obs)
-    for start, observed, expected in _user_matrices(
-        engagement, n_users, response_counts, exposure_operator, smoothing, chunk_size
-    ):
-        rows = slice(start, start + len(observed))
-        zone_obs += _group_sums(user_zone[rows], observed, len(zone_names))
-        zone_exp += _group_sums(user_zone[rows], expected, len(zone_names))
-        segment_obs += _group_sums(user_segment[rows], observed, len(segment_names))
-        segment_exp += _group_sums(user_segment[rows], expected, len(segment_names))
+    # level sums. A customer's expected responses are its response count spread over its deliveries'
+    # delay-shifted hours, so summing per level is one weighted histogram of deliveries.
+    valid_delivery = engagement.delivery_hour >= 0
+    delivery_counts = np.bincount(engagement.delivery_user[valid_delivery], minlength=n_users)
+    per_delivery = np.divide(
+        response_counts, delivery_counts, out=np.zeros(n_users), where=delivery_counts > 0
+    )
+    without_deliveries = np.where(delivery_counts == 0, response_counts, 0)
+
+    def level_sums(group_of_user: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+        observed = (
+            _histograms(group_of_user[engagement.response_user], engagement.response_hour, n_groups)
+            @ smoothing
+        )
+        delivered = _histograms(
+            group_of_user[engagement.delivery_user],
+            engagement.delivery_hour,
+            n_groups,
+            weights=per_delivery[engagement.delivery_user],
+        )
+        flat = np.bincount(
+            group_of_user[group_of_user >= 0],
+            weights=without_deliveries[group_of_user >= 0],
+            minlength=n_groups,
+        )
+        return observed, delivered @ exposure_operator + flat[:, None] / HOURS_OF_WEEK
+
+    zone_obs, zone_exp = level_sums(user_zone, len(zone_names))
+    segment_obs, segment_exp = level_sums(user_segment, len(segment_names))
 
     global_obs, global_exp = zone_obs.sum(axis=0), zone_exp.sum(axis=0)
     global_responses = int(response_counts.sum())
@@ -309,12 +322,13 @@ def fit_send_time(
         + [model.segment_rates[(s, z)] for s in segment_names for z in zone_names]
     ).astype(np.float32)
     prior_of_user = np.where(with_segment, len(zone_names) * (1 + user_segment) + user_zone, user_zone)
-    best = np.empty(n_users, dtype=np.int64)
-    confidence = np.empty(n_users)
-    for start, observed, expected in _user_matrices(
-        engagement, n_users, response_counts, exposure_operator, smoothing, chunk_size
+    prior_best, prior_confidence = _best_hours(prior_table)
+    best, confidence = prior_best[prior_of_user], prior_confidence[prior_of_user].astype(float)
+    active = np.flatnonzero(response_counts > 0)
+    for start, stop, observed, expected in _user_matrices(
+        engagement, active, response_counts, delivery_counts, exposure_operator, smoothing, chunk_size
     ):
-        rows = slice(start, start + len(observed))
+        rows = active[start:stop]
         posterior = shrink(observed, expected, prior_table[prior_of_user[rows]], config.user_prior_strength)
         best[rows], confidence[rows] = _best_hours(posterior)
 
@@ -350,46 +364,38 @@ def fit_send_time(
 
 def _user_matrices(
     engagement: Engagement,
-    n_users: int,
+    users: np.ndarray,
     response_counts: np.ndarray,
+    delivery_counts: np.ndarray,
     exposure_operator: np.ndarray,
     smoothing: np.ndarray,
     chunk_size: int,
 ):
-    """(first row, smoothed observed, expected) per chunk of customers, as dense 168-hour matrices."""
-    delivery_order = np.argsort(engagement.delivery_user, kind="stable")
-    response_order = np.argsort(engagement.response_user, kind="stable")
-    delivery_users = engagement.delivery_user[delivery_order]
-    response_users = engagement.response_user[response_order]
-    uniform = np.full(HOURS_OF_WEEK, 1.0 / HOURS_OF_WEEK, dtype=np.float32)
-    for start in range(0, n_users, chunk_size):
-        stop = min(start + chunk_size, n_users)
-        d_lo, d_hi = np.searchsorted(delivery_users, [start, stop])
-        r_lo, r_hi = np.searchsorted(response_users, [start, stop])
-        deliveries = _histograms(
-            delivery_users[d_lo:d_hi] - start,
-            engagement.delivery_hour[delivery_order[d_lo:d_hi]],
-            stop - start,
+    """For `users` (sorted ids), chunk by chunk: (start, stop, smoothed observed, expected) as dense
+    168-hour rows; deliveries and responses are held as sparse per-customer histograms."""
+    position = np.full(len(engagement.customer_keys), -1, dtype=np.int64)
+    position[users] = np.arange(len(users))
+    deliveries = _sparse_histograms(position[engagement.delivery_user], engagement.delivery_hour, len(users))
+    responses = _sparse_histograms(position[engagement.response_user], engagement.response_hour, len(users))
+    for start in range(0, len(users), chunk_size):
+        stop = min(start + chunk_size, len(users))
+        chunk = users[start:stop]
+        counts = response_counts[chunk].astype(np.float32)[:, None]
+        delivered = delivery_counts[chunk][:, None]
+        spread = np.asarray(deliveries[start:stop] @ exposure_operator, dtype=np.float32)
+        expected = np.where(
+            delivered > 0, spread * (counts / np.maximum(delivered, 1)), counts / HOURS_OF_WEEK
         )
-        responses = _histograms(
-            response_users[r_lo:r_hi] - start,
-            engagement.response_hour[response_order[r_lo:r_hi]],
-            stop - start,
-        )
-        shape = deliveries @ exposure_operator
-        totals = shape.sum(axis=1, keepdims=True)
-        shape = np.where(totals > 0, shape / np.maximum(totals, 1e-9), uniform)
-        expected = shape * response_counts[start:stop, None].astype(np.float32)
-        yield start, responses @ smoothing, expected
+        observed = np.asarray(responses[start:stop] @ smoothing, dtype=np.float32)
+        yield start, stop, observed, expected
 
 
-def _group_sums(groups: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
-    """Row sums of `values` per group id (ids < 0 are skipped)."""
-    keep = groups >= 0
-    indicator = sparse.csr_matrix(
-        (np.ones(int(keep.sum())), (groups[keep], np.flatnonzero(keep))), shape=(n_groups, len(groups))
+def _sparse_histograms(rows: np.ndarray, hours: np.ndarray, n_rows: int) -> sparse.csr_matrix:
+    keep = (rows >= 0) & (hours >= 0)
+    return sparse.csr_matrix(
+        (np.ones(int(keep.sum()), dtype=np.float32), (rows[keep], hours[keep].astype(np.int64))),
+        shape=(n_rows, HOURS_OF_WEEK),
     )
-    return np.asarray(indicator @ values, dtype=float)
 
 
 def _best_hours(rates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,7 @@ import pytest
 from ml.config import SendTimeConfig
 from ml.send_time import (
     _best_hours,
-    _group_sums,
+    _histograms,
     circulant,
     clean_timezones,
     delay_kernel,
@@ -108,10 +108,11 @@ def test_ml_shrink_moves_from_prior_to_data_as_evidence_grows():
     assert strong[0] == pytest.approx(4.0, rel=1e-3)
 
 
-def test_ml_group_sums_and_best_hours():
-    values = np.arange(12, dtype=float).reshape(3, 4)
-    sums = _group_sums(np.array([1, -1, 1]), values, 2)
-    assert sums.tolist() == [[0, 0, 0, 0], [8, 10, 12, 14]]
+def test_ml_histograms_and_best_hours():
+    counts = _histograms(np.array([1, -1, 1, 0]), np.array([5, 5, 5, -1]), 2)
+    assert counts.shape == (2, 168) and counts[1, 5] == 2 and counts.sum() == 2
+    weighted = _histograms(np.array([0, 0]), np.array([3, 3]), 1, weights=np.array([0.5, 0.25]))
+    assert weighted[0, 3] == 0.75
     rates = np.ones((1, 168))
     rates[0, 100] = 10.0
     best, confidence = _best_hours(rates)
