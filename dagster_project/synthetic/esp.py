@@ -159,9 +159,8 @@ def esp_day(seed: int, population: Population, state: WorldState, day: Day) -> D
     duplicate_arrival = arrival + rng.integers(1_000, 2 * HOUR_MS, n)
     file_day = day.file_days(arrival).tolist()
     duplicate_file_day = day.file_days(duplicate_arrival).tolist()
-    ips = population.ips(cols["person"])
-    proxy_ips = [f"17.58.{(p >> 8) % 256}.{p % 256}" for p in cols["person"].tolist()]
-    google_ips = [f"66.102.{(p >> 8) % 256}.{p % 256}" for p in cols["person"].tolist()]
+    engaged = np.flatnonzero(np.isin(cols["kind"], (OPEN, CLICK)))
+    ips = dict(zip(engaged.tolist(), population.ips(cols["person"][engaged]), strict=True))
     stamps = iso(cols["ms"])
     people = population.people
     persons = cols["person"].tolist()
@@ -186,9 +185,15 @@ def esp_day(seed: int, population: Population, state: WorldState, day: Day) -> D
         }
         if kind in (OPEN, CLICK):
             if agent == -1 - PROXY_APPLE:
-                record["user_agent"], record["ip"] = vocab.APPLE_PROXY_USER_AGENT, proxy_ips[i]
+                record["user_agent"], record["ip"] = (
+                    vocab.APPLE_PROXY_USER_AGENT,
+                    f"17.58.{p >> 8 & 255}.{p & 255}",
+                )
             elif agent == -1 - PROXY_GOOGLE:
-                record["user_agent"], record["ip"] = vocab.GOOGLE_PROXY_USER_AGENT, google_ips[i]
+                record["user_agent"], record["ip"] = (
+                    vocab.GOOGLE_PROXY_USER_AGENT,
+                    f"66.102.{p >> 8 & 255}.{p & 255}",
+                )
             else:
                 record["user_agent"], record["ip"] = vocab.MAIL_USER_AGENTS[agent], ips[i]
         if kind == CLICK:
