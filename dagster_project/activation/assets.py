@@ -83,8 +83,7 @@ def changes_table(result: SyncResult, limit: int = 10) -> str:
 def esp_profile_sync(
     context: dg.AssetExecutionContext, config: SyncConfig, warehouse: WarehouseResource, esp: EspResource
 ) -> dg.MaterializeResult:
-    target = esp.target()
-    client = None if config.dry_run else esp.client()[0]
+    client, target = (None, esp.target()) if config.dry_run else esp.client()
     try:
         with psycopg.connect(libpq_url(warehouse.get_url())) as conn:
             result = run_sync(conn, client, target.destination, target.list_id, dry_run=config.dry_run)

@@ -28,8 +28,10 @@ def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     url = warehouse_url(settings)
     ensure_schemas(url)
-    target = resolve_target(settings)
-    client = None if args.dry_run else build_client(settings, upsert_batch_size=args.batch_size)[0]
+    if args.dry_run:
+        client, target = None, resolve_target(settings)
+    else:
+        client, target = build_client(settings, upsert_batch_size=args.batch_size)
     print(
         f"ESP: {target.provider} at {target.base_url}, list {target.list_id}"
         + (" (dry run)" if args.dry_run else "")

@@ -81,4 +81,5 @@ def stop(state_dir) -> int:
     except ProcessLookupError:
         print(f"the ESP sandbox (pid {pid}) was not running")
     pid_file.unlink(missing_ok=True)
+    (state_dir / "server.url").unlink(missing_ok=True)
     return 0

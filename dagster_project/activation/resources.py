@@ -6,11 +6,12 @@ API keys come from the environment (ESP_API_KEY) and are never logged or shown i
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import dagster as dg
@@ -19,7 +20,7 @@ import httpx
 from dagster_project.activation.client import ApiSession, EspClient, SentRequest
 from dagster_project.settings import Settings, get_settings
 
-SANDBOX_URL = "http://127.0.0.1:8765"
+DEFAULT_SANDBOX_PORT = 8765
 SANDBOX_API_KEY = "sandbox-key"
 SANDBOX_LIST_ID = "sendwise"
 
@@ -40,11 +41,34 @@ def sandbox_state_dir(settings: Settings) -> Path:
     return settings.home / "esp_sandbox"
 
 
-def sandbox_is_up(base_url: str) -> bool:
+def sandbox_health(base_url: str) -> dict | None:
     try:
-        return httpx.get(f"{base_url}/__sandbox/health", timeout=1.0).status_code == 200
+        response = httpx.get(f"{base_url}/__sandbox/health", timeout=1.0)
     except httpx.HTTPError:
-        return False
+        return None
+    return response.json() if response.status_code == 200 else None
+
+
+def sandbox_is_up(base_url: str) -> bool:
+    return sandbox_health(base_url) is not None
+
+
+def _serves(base_url: str, state_dir: Path) -> bool:
+    """Whether the sandbox at base_url is the one keeping its state in state_dir (not another home's)."""
+    health = sandbox_health(base_url)
+    return bool(health) and health.get("state_dir") == str(state_dir.resolve())
+
+
+def _free_port(preferred: int) -> int:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            pass
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def sandbox_command(port: int, state_dir: Path, specs_dir: Path | None) -> list[str]:
@@ -56,12 +80,23 @@ def sandbox_command(port: int, state_dir: Path, specs_dir: Path | None) -> list[
     return command
 
 
-def ensure_sandbox(settings: Settings, base_url: str = SANDBOX_URL, wait_seconds: float = 15.0) -> str:
-    """Start the sandbox server in the background (if it is not answering yet) and wait until it is up."""
-    if sandbox_is_up(base_url):
-        return base_url
-    port = httpx.URL(base_url).port or 8765
+def ensure_sandbox(settings: Settings, base_url: str | None = None, wait_seconds: float = 15.0) -> str:
+    """The URL of this home's sandbox, started in the background when it is not running.
+
+    With `ESP_BASE_URL` (base_url) that address is used as is. Otherwise the URL the sandbox of this
+    SENDWISE_HOME recorded is reused when it still answers; else it starts on 8765, or on a free port
+    when 8765 belongs to another home's sandbox (tests and the demo never write into each other's)."""
     state_dir = sandbox_state_dir(settings)
+    if base_url:
+        if sandbox_is_up(base_url):
+            return base_url
+        port = httpx.URL(base_url).port or DEFAULT_SANDBOX_PORT
+    else:
+        recorded = state_dir / "server.url"
+        if recorded.exists() and _serves(recorded.read_text().strip(), state_dir):
+            return recorded.read_text().strip()
+        port = _free_port(DEFAULT_SANDBOX_PORT)
+        base_url = f"http://127.0.0.1:{port}"
     state_dir.mkdir(parents=True, exist_ok=True)
     command = sandbox_command(port, state_dir, settings.esp_specs_dir)
     log = (state_dir / "server.log").open("ab")
@@ -77,9 +112,8 @@ def ensure_sandbox(settings: Settings, base_url: str = SANDBOX_URL, wait_seconds
 def resolve_target(settings: Settings) -> EspTarget:
     provider = settings.esp_provider
     if provider == "sandbox":
-        return EspTarget(
-            provider, settings.esp_base_url or SANDBOX_URL, settings.esp_list_id or SANDBOX_LIST_ID
-        )
+        base_url = settings.esp_base_url or f"http://127.0.0.1:{DEFAULT_SANDBOX_PORT}"  # until started
+        return EspTarget(provider, base_url, settings.esp_list_id or SANDBOX_LIST_ID)
     if provider not in ("klaviyo", "mailchimp"):
         raise ValueError(f"ESP_PROVIDER={provider!r}: expected sandbox, klaviyo or mailchimp")
     if not settings.esp_api_key:
@@ -113,7 +147,7 @@ def build_client(
         from dagster_project.activation.klaviyo import KlaviyoClient, klaviyo_headers
 
         if target.provider == "sandbox" and start_sandbox:
-            ensure_sandbox(settings, target.base_url)
+            target = replace(target, base_url=ensure_sandbox(settings, settings.esp_base_url))
         fast = target.provider == "sandbox"
         session = ApiSession(
             target.base_url,

@@ -280,7 +280,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def _admin(self, method: str, path: str, body: bytes) -> None:
         app = self.server.app
         if path == "/__sandbox/health":
-            return self._reply(200, {"ok": True, "validating_against": app.validation_source})
+            state_dir = str(app.store.state_dir.resolve()) if app.store.state_dir else None
+            return self._reply(
+                200, {"ok": True, "validating_against": app.validation_source, "state_dir": state_dir}
+            )
         if path == "/__sandbox/stats":
             return self._reply(200, app.stats())
         if path == "/__sandbox/faults" and method == "POST":
@@ -637,6 +640,7 @@ def main(argv: list[str] | None = None) -> int:
     args.state_dir.mkdir(parents=True, exist_ok=True)
     pid_file = args.state_dir / "server.pid"
     pid_file.write_text(str(os.getpid()))
+    (args.state_dir / "server.url").write_text(sandbox.url)
     signal.signal(signal.SIGTERM, _interrupt)
     print(
         f"ESP sandbox on {sandbox.url} (state {args.state_dir}, validating: {sandbox.app.validation_source})",

@@ -119,6 +119,23 @@ def test_the_sandbox_provider_starts_the_server_when_it_is_not_running(monkeypat
     assert main(["esp", "show", "k@example.com"]) == 0  # the state file outlives the server
 
 
+def test_without_esp_base_url_each_home_gets_its_own_sandbox(monkeypatch, tmp_path):
+    monkeypatch.setenv("ESP_PROVIDER", "sandbox")
+    monkeypatch.delenv("ESP_BASE_URL", raising=False)
+    urls = []
+    for home in ("one", "two", "one"):
+        monkeypatch.setenv("SENDWISE_HOME", str(tmp_path / home))
+        client, target = build_client()
+        client.close()
+        urls.append(target.base_url)
+    try:
+        assert urls[0] == urls[2] != urls[1]  # reused for the same home, never shared across homes
+    finally:
+        for home in ("one", "two"):
+            monkeypatch.setenv("SENDWISE_HOME", str(tmp_path / home))
+            main(["esp", "stop"])
+
+
 def test_real_providers_need_their_secrets(monkeypatch):
     monkeypatch.setenv("ESP_PROVIDER", "klaviyo")
     monkeypatch.delenv("ESP_API_KEY", raising=False)
