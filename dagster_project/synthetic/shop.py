@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import psycopg
@@ -202,6 +203,11 @@ class OrderBatch:
 
     def __len__(self) -> int:
         return len(self.order_ids)
+
+    @cached_property
+    def item_start(self) -> np.ndarray:
+        """Items of order k are item_start[k] .. item_start[k + 1] - 1 (items are grouped by order)."""
+        return np.searchsorted(self.item_order, np.arange(len(self.order_ids) + 1))
 
     def order_rows(self, people: People) -> Iterable[tuple]:
         ordered = iso(self.ordered_ms)

@@ -183,27 +183,28 @@ def web_day(seed: int, population: Population, state: WorldState, day: Day, orde
         user_id = str(person + FIRST_CUSTOMER_ID) if sessions.signed_in[s] else None
         anonymous_id = anonymous_ids[s]
         steps = _session_steps(rng, population, sessions, s, orders, kind, state.product_price_cents)
-        ms = int(sessions.start_ms[s])
-        if kind == PURCHASE:
-            ms -= int(gaps[s, 0]) * (len(steps) - 1) // 2
-            ms = max(ms, day.start_ms)
         identify = bool(sessions.signed_in[s]) and (
             kind == REGISTER
             or not state.web_user_seen[person]
             or not (state.devices_seen[person] >> device) & 1
-            or rng.random() < 0.15
+            or writer.uniform() < 0.15
         )
         if kind != BOT:
             state.devices_seen[person] |= np.uint8(1 << device)
-        referrer = vocab.REFERRERS[s % len(vocab.REFERRERS)] if kind != BOT else ""
-        page_context = _page("/", "Home", referrer)[1]
-        first = True
         if identify:
             if kind == REGISTER:
                 steps.insert(0, ("page", "/account/register", "Create account"))
             steps.insert(1 if kind == REGISTER else 0, ("identify",))
             steps.insert(2 if kind == REGISTER else 1, ("track", "Signed In", {}))
             state.web_user_seen[person] = True
+        step_gaps = [int(gaps[s, k % 4]) if kind != BOT else 500 + int(writer.uniform() * 2_500)
+                     for k in range(len(steps))]  # fmt: skip
+        ms = int(sessions.start_ms[s])
+        if kind == PURCHASE:  # the session ends with "Order Completed" at the order's moment
+            ms = max(ms - sum(step_gaps[:-1]), day.start_ms)
+        referrer = vocab.REFERRERS[s % len(vocab.REFERRERS)] if kind != BOT else ""
+        page_context = _page("/", "Home", referrer)[1]
+        first = True
         for k, step in enumerate(steps):
             context = {"userAgent": agent, "ip": ips[s], "page": page_context, "timezone": timezone}
             record: dict = {"type": step[0], "anonymousId": anonymous_id, "userId": user_id}
@@ -225,7 +226,7 @@ def web_day(seed: int, population: Population, state: WorldState, day: Day, orde
             record["context"] = context
             writer.emit(record, ms, first)
             first = False
-            ms += int(gaps[s, k % 4]) if kind != BOT else int(rng.integers(500, 3_000))
+            ms += step_gaps[k]
     return out
 
 
@@ -243,7 +244,7 @@ def _session_steps(
     if kind == PURCHASE:
         order = int(sessions.order[s])
         steps.append(("page", "/", "Home"))
-        for item in np.flatnonzero(orders.item_order == order).tolist():
+        for item in range(int(orders.item_start[order]), int(orders.item_start[order + 1])):
             product = int(orders.item_product[item])
             props = _product_properties(population, product, orders.item_unit_cents[item])
             steps.append(("page", f"/products/{catalogue.skus[product].lower()}", catalogue.names[product]))

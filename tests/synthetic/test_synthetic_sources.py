@@ -265,3 +265,12 @@ def test_real_opens_concentrate_around_the_preferred_hour(people, esp):
         total += 1
     assert total > 100
     assert near / total > 0.3  # chance would be 3/168
+
+
+def test_web_orders_match_shop_orders(web, shop):
+    ordered_at = {str(o["order_id"]): o["ordered_at"] for o in shop["orders"]}
+    completed = [e for events in web.values() for e in events if e.get("event") == "Order Completed"]
+    assert len(completed) > 20
+    for event in completed:
+        assert _timestamp(event["timestamp"]) == ordered_at[event["properties"]["order_id"]]
+        assert event["userId"]
