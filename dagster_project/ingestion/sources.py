@@ -21,6 +21,7 @@ from dagster_project.settings import get_settings
 from dagster_project.warehouse import connection
 
 SHOP_SCHEMA = "shop"
+RELAY_BYTES = 1 << 20
 DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -185,8 +186,14 @@ def copy_shop_changes(
         source.cursor().copy(copy_out) as reader,
         writer_cursor.copy(copy_in) as writer,
     ):
+        pending = bytearray()  # libpq hands out one row per block: pass them on in ~1 MB writes
         for block in reader:
-            writer.write(block)
+            pending += block
+            if len(pending) >= RELAY_BYTES:
+                writer.write(bytes(pending))
+                pending.clear()
+        if pending:
+            writer.write(bytes(pending))
     return writer_cursor.rowcount
 
 
