@@ -222,8 +222,25 @@ def _extend(config: WorldConfig, paths: Paths, meta: dict, progress) -> dict:
     state = WorldState.load(paths.generator)
     first = meta["days"]
     _say(progress, f"extending the world in {config.out} by {config.days} day(s) from {config.start}")
-    with psycopg.connect(config.shop_url) as conn:
-        _run_days(conn, config, paths, population, state, meta, start, first, config.days, progress, began)
+    # a failed extension must leave the world as it was: the shop transaction rolls back, and the
+    # generator state, pending events and the day files written so far are put back
+    backup = paths.out / ".generator.backup"
+    shutil.rmtree(backup, ignore_errors=True)
+    shutil.copytree(paths.generator, backup)
+    try:
+        with psycopg.connect(config.shop_url) as conn:
+            _run_days(conn, config, paths, population, state, meta, start, first, config.days, progress,
+                      began)  # fmt: skip
+    except BaseException:
+        shutil.rmtree(paths.generator, ignore_errors=True)
+        backup.rename(paths.generator)
+        for index in range(first, first + config.days):
+            date = (start + dt.timedelta(days=index)).isoformat()
+            (paths.web / f"{date}.jsonl").unlink(missing_ok=True)
+            (paths.esp / f"{date}.jsonl").unlink(missing_ok=True)
+            shutil.rmtree(paths.crm / date, ignore_errors=True)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
     return meta
 
 
@@ -245,7 +262,6 @@ def _run_days(
     for index in range(first, first + count):
         day = Day.of(start, start_ms, index)
         counts = generate_day(conn, config, paths, population, state, day)
-        conn.commit()
         for key, value in counts.items():
             if key in rows:
                 rows[key] += value
@@ -263,6 +279,7 @@ def _run_days(
     state.save(paths.generator)
     groundtruth.write_people(population, state, paths.ground_truth)
     meta["archetypes"] = _archetype_counts(population)
+    conn.commit()  # the shop's days become visible together with the world that describes them
     groundtruth.write_world(meta, paths.ground_truth)
     _say(progress, f"world written to {config.out}: {rows} ({time.perf_counter() - began:.1f}s)")
 

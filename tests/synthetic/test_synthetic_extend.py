@@ -10,6 +10,7 @@ import pytest
 from synthetic_helpers import SHOP_TABLES, START, file_digests, make_world, new_database, shop_dump
 
 from dagster_project import cli
+from dagster_project.synthetic import world as world_module
 from dagster_project.synthetic.world import WorldMismatchError
 
 
@@ -95,3 +96,33 @@ def test_cli_generates_and_can_inject_malformed_lines(pg_server, tmp_path, monke
     assert bad > 0
     assert cli.main([*args[:-2], "--seed", "4"]) == 2
     assert "already holds a world" in capsys.readouterr().err
+
+
+def test_a_failed_extension_leaves_the_world_as_it_was(pg_server, tmp_path, monkeypatch):
+    shop_url, whole_url = new_database(pg_server), new_database(pg_server)
+    out = tmp_path / "world"
+    make_world(out, shop_url, days=3)
+    files, rows = file_digests(out), shop_dump(shop_url)
+    state = (out / ".generator" / "state.npz").read_bytes()
+    pending = {p: p.read_bytes() for p in (out / ".generator" / "pending").rglob("*.tsv")}
+
+    real_crm_day = world_module.crm.crm_day
+
+    def crash_on_the_second_day(seed, population, state, day, folder):
+        if day.index == 4:
+            raise RuntimeError("disk full")
+        return real_crm_day(seed, population, state, day, folder)
+
+    monkeypatch.setattr(world_module.crm, "crm_day", crash_on_the_second_day)
+    with pytest.raises(RuntimeError, match="disk full"):
+        make_world(out, shop_url, days=2, start=START + dt.timedelta(days=3))
+    assert file_digests(out) == files
+    assert shop_dump(shop_url) == rows
+    assert (out / ".generator" / "state.npz").read_bytes() == state
+    assert {p: p.read_bytes() for p in (out / ".generator" / "pending").rglob("*.tsv")} == pending
+
+    monkeypatch.setattr(world_module.crm, "crm_day", real_crm_day)
+    make_world(out, shop_url, days=2, start=START + dt.timedelta(days=3))
+    make_world(tmp_path / "whole", whole_url, days=5)
+    assert file_digests(out) == file_digests(tmp_path / "whole")
+    assert shop_dump(shop_url) == shop_dump(whole_url)
