@@ -222,8 +222,11 @@ def crm_contact_row(record: Any) -> tuple:
     return _checked_crm_contact_row(record)
 
 
+_TEXT_OR_NONE = frozenset({str, type(None)})
+
+
 def _all_text_or_none(values: tuple) -> bool:
-    return all(v is None or v.__class__ is str for v in values)
+    return _TEXT_OR_NONE.issuperset(map(type, values))
 
 
 def _checked_crm_contact_row(record: Any) -> tuple:
