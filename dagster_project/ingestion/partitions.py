@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import dagster as dg
 
 from dagster_project.ingestion.sources import ESP_EVENTS_DIR, WEB_EVENTS_DIR, event_file_dates
 from dagster_project.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
 
 
 def events_partitions_def(settings: Settings | None = None) -> dg.DailyPartitionsDefinition:
@@ -20,6 +24,13 @@ def available_partition_keys(settings: Settings | None = None) -> list[str]:
     days = set(event_file_dates(settings.source_dir, WEB_EVENTS_DIR))
     days |= set(event_file_dates(settings.source_dir, ESP_EVENTS_DIR))
     valid = set(events_partitions_def(settings).get_partition_keys())
+    outside = sorted(days - valid)
+    if outside:
+        log.warning(
+            "event files dated %s..%s fall outside the daily partitions (SENDWISE_EVENTS_START=%s, through "
+            "today) and are not offered for loading",
+            outside[0], outside[-1], settings.events_start,
+        )  # fmt: skip
     return sorted(days & valid)
 
 
