@@ -145,6 +145,11 @@ def run(args: argparse.Namespace, home: Path) -> subprocess.Popen:
     from dagster_project.activation.resources import build_client
 
     with psycopg.connect(libpq_url(url)) as conn:
+        plan = run_sync(conn, None, f"sandbox:{settings.esp_list_id or 'sendwise'}", "sendwise", dry_run=True)
+        print(
+            f"{'plan only (dry run)':>18}: {plan.duration_seconds:7.2f}s  to_add={len(plan.plan.to_add)} "
+            f"(the planning part of the full sync)"
+        )
         for label in ("full sync", "no-change resync", "1% changed resync"):
             if label.startswith("1%"):
                 conn.execute(
@@ -163,6 +168,8 @@ def run(args: argparse.Namespace, home: Path) -> subprocess.Popen:
                 f"({rate:,.0f} profiles/s pushed)"
             )
     stats = httpx.get(f"{base_url}/__sandbox/stats").json()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"machine load average (1/5/15 min) at the end: {load} on {os.cpu_count()} cores")
     print(
         f"sandbox holds {stats['profiles']} profiles, list sizes {stats['lists']}, "
         f"{stats['request_count']} requests received"

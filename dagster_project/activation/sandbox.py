@@ -160,11 +160,8 @@ class SandboxStore:
     def add_event(self, metric_name: str, email: str, when: str, properties: dict[str, Any]) -> None:
         with self.lock:
             metric_id = self.metrics.setdefault(metric_name, new_id()[:6])
-            profile_id = (
-                self.find_by_email(email)["id"]
-                if self.find_by_email(email)
-                else self.upsert_profile({"email": email})
-            )
+            profile = self.find_by_email(email)
+            profile_id = profile["id"] if profile else self.upsert_profile({"email": email})
             self.events.append(
                 {
                     "id": new_id(),
@@ -264,10 +261,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
         try:
             code, document = app.route(method, path, query, body, self._base_url())
         except LookupError as error:
-            code, document = 404, None
-            self._error(404, str(error))
-            app.log(method, path, code)
-            return
+            app.log(method, path, 404)
+            return self._error(404, str(error))
         except ValueError as error:
             app.log(method, path, 400)
             return self._error(400, str(error))
