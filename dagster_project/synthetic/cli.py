@@ -27,6 +27,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _rate(text: str) -> float:
     value = float(text)
     if not 0.0 <= value < 1.0:
@@ -46,7 +53,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="first day, YYYY-MM-DD (default: today - days, so the world ends yesterday); "
         "the day after an existing world's last day extends it",
     )
-    parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    parser.add_argument("--seed", type=_seed, default=42, help="random seed (default 42)")
     parser.add_argument("--out", type=Path, default=None, help="world folder (default: settings.source_dir)")
     parser.add_argument(
         "--shop-url", default=None, help="shop database URL (default: SHOP_URL or the embedded one)"

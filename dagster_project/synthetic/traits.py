@@ -334,7 +334,8 @@ class People:
     def esp_profile_ids(self, people: np.ndarray) -> list[str]:
         # multiplying by an odd constant modulo 2**40 is a bijection: unique, yet not the row number
         codes = (
-            np.asarray(people, dtype=np.uint64) * np.uint64(0x5DEECE66D) + np.uint64(self.seed * 7919)
+            np.asarray(people, dtype=np.uint64) * np.uint64(0x5DEECE66D)
+            + np.uint64((self.seed * 7919) % (1 << 40))
         ) & np.uint64((1 << 40) - 1)
         return [f"esp-{code:010x}" for code in codes.tolist()]
 

@@ -23,11 +23,18 @@ from dagster_project.synthetic.clock import DAY_MS, HOUR_MS, epoch_ms
 from dagster_project.synthetic.context import Day, Population
 from dagster_project.synthetic.files import write_day_file
 from dagster_project.synthetic.state import WorldState
-from dagster_project.synthetic.traits import build_people
+from dagster_project.synthetic.traits import ARCHETYPES, TEST_ACCOUNT, TIMEZONES, build_people
 
 GENERATOR_VERSION = 1
 CUSTOMER_CHANGE_RATE = 0.002
 PRICE_CHANGE_CHANCE = 0.3
+LAYOUT = {
+    "shop": "schema shop (customers, products, orders, order_items) in the shop database (SHOP_URL)",
+    "crm": "crm/contacts/<export date>/page-NNNNN.json (first export full, then daily deltas)",
+    "web": "web/events/<file date>.jsonl (Segment page/track/identify)",
+    "esp": "esp/events/<file date>.jsonl",
+    "ground_truth": "ground_truth/people.csv, ground_truth/world.json (never read by the pipeline)",
+}
 SOURCE_FOLDERS = ("web/events", "esp/events", "crm/contacts", "ground_truth", ".generator")
 
 
@@ -279,14 +286,19 @@ def _run_days(
     state.save(paths.generator)
     groundtruth.write_people(population, state, paths.ground_truth)
     meta["archetypes"] = _archetype_counts(population)
+    meta["timezones"] = _timezone_counts(population)
+    meta["layout"] = LAYOUT
     conn.commit()  # the shop's days become visible together with the world that describes them
     groundtruth.write_world(meta, paths.ground_truth)
     _say(progress, f"world written to {config.out}: {rows} ({time.perf_counter() - began:.1f}s)")
 
 
-def _archetype_counts(population: Population) -> dict[str, int]:
-    from dagster_project.synthetic.traits import ARCHETYPES, TEST_ACCOUNT
+def _timezone_counts(population: Population) -> dict[str, int]:
+    counts = np.bincount(population.people.timezone, minlength=len(TIMEZONES))
+    return {zone: int(count) for zone, count in zip(TIMEZONES, counts, strict=True)}
 
+
+def _archetype_counts(population: Population) -> dict[str, int]:
     names = (*ARCHETYPES, TEST_ACCOUNT)
     counts = np.bincount(population.people.archetype, minlength=len(names))
     return {name: int(count) for name, count in zip(names, counts, strict=True)}
