@@ -32,7 +32,7 @@ SEND_TIME_MODEL = "send_time"
 class SegmentationRun:
     version: str
     assignments: pd.DataFrame
-    """ml.customer_segments rows"""
+    """ml.customer_segments rows (with previous_segment_id: the segment before this run, if any)"""
     profiles: pd.DataFrame
     """ml.segment_profiles rows"""
     run: ModelRun
@@ -69,7 +69,14 @@ def run_segmentation(
     features = features.sort_values(KEY, ignore_index=True)
     version = segmentation_version(features, config)
     result = fit_segments(features, config.segmentation, previous_profiles, previous_assignments)
-    assignments = result.assignments.assign(model_version=version)
+    before = (
+        previous_assignments.set_index(KEY)["segment_id"]
+        if previous_assignments is not None
+        else pd.Series(dtype="Int64")
+    )
+    assignments = result.assignments.assign(
+        model_version=version, previous_segment_id=result.assignments[KEY].map(before).astype("Int64")
+    )
     profiles = result.profiles.assign(model_version=version)
     metrics = {**result.metrics, **segmentation_quality(result.assignments, features, truth)}
     run = ModelRun(

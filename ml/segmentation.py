@@ -192,12 +192,14 @@ def name_segments(z_centroids: pd.DataFrame, original_centroids: pd.DataFrame) -
         rows = [row for row, candidate in enumerate(names) if candidate == name]
         if len(rows) < 2:
             continue
+        # the feature that varies most within the group, and each member's place on it
         group = z_centroids.iloc[rows]
-        deviation = group - group.mean()
-        for row, (_, offsets) in zip(rows, deviation.iterrows(), strict=True):
-            feature = str(offsets.abs().idxmax())
-            direction = "more" if offsets[feature] > 0 else "less"
-            names[row] = f"{name} ({direction} {FEATURE_LABELS.get(feature, feature)})"
+        feature = str(group.std().idxmax())
+        label = FEATURE_LABELS.get(feature, feature)
+        order = np.argsort(group[feature].to_numpy(), kind="stable")
+        words = ["less", "more"] if len(rows) == 2 else ["least"] + ["mid"] * (len(rows) - 2) + ["most"]
+        for rank, member in enumerate(order):
+            names[rows[member]] = f"{name} ({words[rank]} {label})"
     seen: dict[str, int] = {}
     for row, name in enumerate(names):
         seen[name] = seen.get(name, 0) + 1

@@ -75,6 +75,8 @@ class Engagement:
     """NaN when the delivery time is unknown"""
     excluded_machine_opens: int = 0
     unknown_timezones: int = 0
+    unknown_customer_events: int = 0
+    """events whose customer_key is not among the customers (ignored, counted)"""
 
     def before(self, cutoff: pd.Timestamp) -> Engagement:
         cut = np.datetime64(cutoff.tz_convert("UTC").tz_localize(None), "ns")
@@ -148,6 +150,7 @@ def prepare_engagement(events: pd.DataFrame, customers: pd.DataFrame, config: Se
         response_delay_hours=delay,
         excluded_machine_opens=int((in_scope & machine & is_open).sum()),
         unknown_timezones=int((~known).sum()),
+        unknown_customer_events=int((~in_scope).sum()),
     )
 
 
@@ -357,6 +360,7 @@ def fit_send_time(
         "deliveries": len(engagement.delivery_user),
         "machine_opens_excluded": engagement.excluded_machine_opens,
         "unknown_timezones": engagement.unknown_timezones,
+        "unknown_customer_events": engagement.unknown_customer_events,
         "source_levels": {name: int((level == name).sum()) for name in LEVELS},
     }
     return SendTimeFit(model, predictions)

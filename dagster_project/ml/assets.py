@@ -55,7 +55,7 @@ def _json(value: Any) -> dg.MetadataValue:
     specs=[
         dg.AssetSpec(
             CUSTOMER_SEGMENTS,
-            deps=[FEATURES],
+            deps=[FEATURES, CUSTOMERS],
             group_name=GROUP,
             kinds=KINDS,
             description=(
@@ -88,9 +88,6 @@ def customer_segments(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         version = result.version
         artefact = io.save_artefact(settings.models_dir, SEGMENTS_MODEL, version, result.model)
         assignments = result.assignments
-        if previous_assignments is not None:
-            before = previous_assignments.set_index("customer_key")["segment_id"]
-            assignments = assignments.assign(previous_segment_id=assignments["customer_key"].map(before))
         io.write_segmentation(
             conn, result.run, assignments, result.profiles, list(config.segmentation.features)
         )
@@ -165,6 +162,9 @@ def send_time_predictions(
             "model_version": dg.MetadataValue.text(result.version),
             "artefact": dg.MetadataValue.path(str(artefact)),
             "dagster/row_count": dg.MetadataValue.int(len(result.predictions)),
+            "contactable_customers": dg.MetadataValue.int(
+                int(customers["is_contactable"].fillna(False).sum())
+            ),
             **headline,
             "backtest": dg.MetadataValue.md(markdown_table(result.backtest)),
             "source_levels": _json(metrics["source_levels"]),

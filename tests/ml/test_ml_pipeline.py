@@ -32,7 +32,9 @@ def test_ml_run_segmentation_rows_run_record_and_plot():
         "distance",
         "confidence",
         "model_version",
+        "previous_segment_id",
     ]
+    assert run.assignments["previous_segment_id"].isna().all()
     assert len(run.assignments) == 800 and run.profiles["size"].sum() == 800
     assert {"ari_kmeans", "ari_rfm_baseline", "silhouette", "k"} <= set(run.run.metrics)
     assert run.plots["segment_centroids"].startswith(b"\x89PNG")

@@ -93,9 +93,15 @@ def test_ml_segment_names_are_unique_with_a_distinguishing_feature():
     )
     original = pd.DataFrame({"frequency": [3.0, 3.0, 3.0], "days_since_registration": [400.0] * 3})
     names = name_segments(z, original)
-    assert len(set(names)) == 3
-    assert names[1] == "Standard Customers (more web visits)"
-    assert names[2] == "Standard Customers (less web visits)"
+    assert names == [
+        "Standard Customers (mid web visits)",
+        "Standard Customers (most web visits)",
+        "Standard Customers (least web visits)",
+    ]
+    pair = name_segments(z.iloc[1:], original.iloc[1:])
+    assert pair == ["Standard Customers (more web visits)", "Standard Customers (less web visits)"]
+    four = pd.concat([z, z.iloc[[0]]], ignore_index=True)
+    assert len(set(name_segments(four, pd.concat([original, original.iloc[[0]]], ignore_index=True)))) == 4
 
 
 def test_ml_readable_centroids_round_clip_and_hide_fill_recency():

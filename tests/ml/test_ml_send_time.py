@@ -65,6 +65,7 @@ def test_ml_prepare_engagement_keeps_first_real_response_per_message():
     engagement = prepare_engagement(events, customers, SendTimeConfig())
     assert engagement.excluded_machine_opens == 1
     assert engagement.unknown_timezones == 1
+    assert engagement.unknown_customer_events == 1
     assert sorted(engagement.response_user.tolist()) == [0, 0]
     assert sorted(engagement.response_hour.tolist()) == [20, 24 + 24 + 9]  # Mon 20:10, Wed 09:00
     assert sorted(np.round(engagement.response_delay_hours, 2).tolist()) == [12.17, 24.0]
