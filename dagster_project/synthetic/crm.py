@@ -22,6 +22,7 @@ SUBSCRIBER, LEAD, CUSTOMER, CHURNED = range(4)
 PAGE_SIZE = 1000
 CHURN_AFTER_MS = 120 * DAY_MS
 PHONE_CHANGE_RATE = 0.002
+EXPORT_BEFORE_MIDNIGHT_MS = 30 * 60_000  # the nightly export runs at 23:30 UTC
 
 
 def _created_ms(population: Population) -> np.ndarray:
@@ -51,7 +52,7 @@ def crm_day(seed: int, population: Population, state: WorldState, day: Day, fold
     is_primary = slots < people.size
     stage, opt_in = _desired(population, state, day.start_ms)
 
-    new = ~state.contact_written & (created < day.end_ms)
+    new = ~state.contact_written & (created < day.end_ms - EXPORT_BEFORE_MIDNIGHT_MS)
     new_slots = np.flatnonzero(new)
     state.contact_written[new_slots] = True
     state.contact_updated_ms[new_slots] = created[new_slots]
@@ -140,7 +141,7 @@ def _write_export(population: Population, state: WorldState, day: Day, slots: np
     created_ms = _created_ms(population)
     total_pages = max(1, -(-len(slots) // PAGE_SIZE))
     kind = "full" if day.index == 0 else "delta"
-    exported_at = iso_one(day.end_ms - 30 * 60_000)
+    exported_at = iso_one(day.end_ms - EXPORT_BEFORE_MIDNIGHT_MS)
     for page in range(total_pages):
         chunk = slots[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
         created, updated = iso(created_ms[chunk]), iso(state.contact_updated_ms[chunk])

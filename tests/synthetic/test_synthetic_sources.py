@@ -147,6 +147,7 @@ def test_crm_export_is_full_first_then_deltas(crm, people):
                 assert isinstance(contact["email_opt_in"], bool)
                 assert contact["timezone"] is None or contact["timezone"] in TIMEZONES
                 assert _timestamp(contact["updated_at"]) >= _timestamp(contact["created_at"])
+                assert _timestamp(contact["updated_at"]) <= _timestamp(page["exported_at"])
     full = sum(len(page["results"]) for page in first)
     deltas = [sum(len(page["results"]) for page in pages) for pages in later]
     assert full > 5 * max(deltas) > 0
