@@ -148,3 +148,37 @@ def campaign_audiences(
             "audiences": dg.MetadataValue.md(audiences_table(results)),
         }
     )
+
+
+@dg.asset_check(
+    asset=esp_profile_sync,
+    description="The last real sync left no customer rejected or failed (they are retried on the next run).",
+    blocking=False,
+)
+def esp_sync_has_no_failed_records(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with psycopg.connect(libpq_url(warehouse.get_url())) as conn:
+        row = conn.execute(
+            "select run_id, status, failed, rejected from activation.esp_sync_log "
+            "where not dry_run and status <> 'running' order by started_at desc limit 1"
+        ).fetchone()
+        reasons = conn.execute(
+            "select reason, count(*) from activation.esp_sync_outcomes where run_id = %s "
+            "group by reason order by 2 desc limit 5",
+            (row[0] if row else "",),
+        ).fetchall()
+    if row is None:
+        return dg.AssetCheckResult(passed=True, metadata={"note": "no sync has run yet"})
+    run_id, status, failed, rejected = row
+    return dg.AssetCheckResult(
+        passed=status == "success",
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "run_id": run_id,
+            "status": status,
+            "failed": int(failed or 0),
+            "rejected": int(rejected or 0),
+            "top_reasons": dg.MetadataValue.md(
+                "| reason | records |\n|---|---|\n" + "\n".join(f"| {r[:150]} | {n} |" for r, n in reasons)
+            ),
+        },
+    )

@@ -8,7 +8,11 @@ import dagster as dg
 import pytest
 from activation_world import AS_OF, world  # noqa: F401
 
-from dagster_project.activation.assets import campaign_audiences, esp_profile_sync
+from dagster_project.activation.assets import (
+    campaign_audiences,
+    esp_profile_sync,
+    esp_sync_has_no_failed_records,
+)
 from dagster_project.activation.client import EspError, ProfileRecord
 from dagster_project.activation.resources import EspResource, build_client, sandbox_is_up, sandbox_state_dir
 from dagster_project.activation.sandbox import Sandbox
@@ -31,7 +35,7 @@ def home_sandbox(world, monkeypatch):  # noqa: F811
 def materialize(url: str, dry_run: bool) -> dg.ExecuteInProcessResult:
     config = {"config": {"dry_run": dry_run}}
     return dg.materialize(
-        [esp_profile_sync, campaign_audiences],
+        [esp_profile_sync, campaign_audiences, esp_sync_has_no_failed_records],
         resources={"warehouse": WarehouseResource(url=url), "esp": EspResource(upsert_batch_size=100)},
         run_config={
             "ops": {"activation__esp_profile_sync": config, "activation__campaign_audiences": config}
@@ -61,6 +65,16 @@ def test_assets_dry_run_then_sync(world, home_sandbox, warehouse_url):  # noqa: 
     assert audiences["synced_customers"].value == 1
     assert len(home_sandbox.store.lists["sendwise"]) == planned
     assert len(home_sandbox.store.lists["sendwise-post-purchase-thank-you"]) == 1
+    assert [c.passed for c in real.get_asset_check_evaluations()] == [True]
+
+    email = sorted(world.contactable_emails())[5]
+    home_sandbox.faults.update({"reject_emails": {email: "spam trap"}})
+    world.conn.execute("update marts.fct_customer_features set engagement_score = 0.5")
+    world.conn.commit()
+    again = materialize(warehouse_url, dry_run=False)
+    check = again.get_asset_check_evaluations()[0]
+    assert not check.passed and check.metadata["rejected"].value == 1
+    assert "spam trap" in check.metadata["top_reasons"].value
 
 
 def test_sync_and_esp_show_commands(world, home_sandbox, capsys):  # noqa: F811
