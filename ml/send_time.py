@@ -43,21 +43,34 @@ def clean_timezones(timezones: pd.Series, default: str) -> tuple[np.ndarray, np.
     return np.where(known, values, default).astype(object), known
 
 
-def local_hour_of_week(utc_times: pd.Series, timezones: np.ndarray) -> np.ndarray:
-    """Local hour of week (Mon 00:00 = 0) of each UTC time in its row's IANA zone.
+def local_hour_of_week(utc_times: pd.Series | np.ndarray, timezones: np.ndarray) -> np.ndarray:
+    """Local hour of week (Mon 00:00 = 0) of each UTC time in its row's IANA zone (-1 when missing)."""
+    zone_codes, zone_names = pd.factorize(np.asarray(timezones, dtype=object))
+    return _local_hours_by_zone_code(_naive_utc(pd.Series(utc_times)), zone_codes, list(zone_names))
 
-    Converts each distinct (zone, quarter hour) once, so tens of millions of rows stay cheap."""
-    naive = _naive_utc(pd.Series(utc_times))
-    valid = ~np.isnat(naive)
-    quarter = naive.astype(np.int64) // _QUARTER_NS
-    result = np.full(len(naive), -1, dtype=np.int16)
-    zones = np.asarray(timezones, dtype=object)
-    for zone in pd.unique(zones[valid]):
-        mask = valid & (zones == zone)
+
+def _local_hours_by_zone_code(
+    naive_utc: np.ndarray, zone_codes: np.ndarray, zone_names: list[str]
+) -> np.ndarray:
+    """Converts each distinct (zone, quarter hour) once, so tens of millions of rows stay cheap."""
+    valid = ~np.isnat(naive_utc)
+    quarter = naive_utc.astype(np.int64) // _QUARTER_NS
+    result = np.full(len(naive_utc), -1, dtype=np.int16)
+    for code, zone in enumerate(zone_names):
+        mask = valid & (zone_codes == code)
+        if not mask.any():
+            continue
         codes, uniques = pd.factorize(quarter[mask])
         local = pd.DatetimeIndex(uniques * _QUARTER_NS).tz_localize("UTC").tz_convert(zone)
         result[mask] = (local.dayofweek * 24 + local.hour).to_numpy()[codes]
     return result
+
+
+def _first_per_key(keys: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Positions (ascending) of the earliest row of each key; ties keep the earlier position."""
+    order = np.argsort(times, kind="stable")
+    keep = ~pd.Series(keys[order]).duplicated().to_numpy()
+    return np.sort(order[keep])
 
 
 @dataclass
@@ -105,6 +118,8 @@ def prepare_engagement(events: pd.DataFrame, customers: pd.DataFrame, config: Se
     Customers are indexed in the order of `customers`; events of unknown customers are ignored."""
     customer_keys = customers[KEY].to_numpy()
     zone, known = clean_timezones(customers["timezone"], config.default_timezone)
+    zone_codes, zone_index = pd.factorize(zone)
+    zone_names = [str(name) for name in zone_index]
     user = pd.Index(customer_keys).get_indexer(events[KEY])
     type_codes, type_names = pd.factorize(events["event_type"])
     lowered = np.array([str(name).lower() for name in type_names], dtype=object)
@@ -125,16 +140,17 @@ def prepare_engagement(events: pd.DataFrame, customers: pd.DataFrame, config: Se
 
     # one response per message: the first real open or click (a click implies the person was there)
     response_rows = np.flatnonzero(in_scope & ((is_open & ~machine) | is_click))
-    response_rows = response_rows[np.lexsort((event_at[response_rows], user[response_rows]))]
-    response_rows = response_rows[~pd.Series(message_key[response_rows]).duplicated().to_numpy()]
+    response_rows = response_rows[_first_per_key(message_key[response_rows], event_at[response_rows])]
 
     # deliveries: delivered rows, plus the delivery time a response carries when its row is missing
     delivery_rows = np.flatnonzero(in_scope & is_delivery)
     implied_rows = response_rows[~np.isnat(delivered_at[response_rows])]
-    delivery_key = np.concatenate([message_key[delivery_rows], message_key[implied_rows]])
-    first = ~pd.Series(delivery_key).duplicated().to_numpy()
+    delivery_time = np.concatenate([event_at[delivery_rows], delivered_at[implied_rows]])
+    first = _first_per_key(
+        np.concatenate([message_key[delivery_rows], message_key[implied_rows]]), delivery_time
+    )
     delivery_user = np.concatenate([user[delivery_rows], user[implied_rows]])[first]
-    delivery_time = np.concatenate([event_at[delivery_rows], delivered_at[implied_rows]])[first]
+    delivery_time = delivery_time[first]
 
     response_user = user[response_rows]
     response_time = event_at[response_rows]
@@ -142,10 +158,10 @@ def prepare_engagement(events: pd.DataFrame, customers: pd.DataFrame, config: Se
     return Engagement(
         customer_keys=customer_keys,
         delivery_user=delivery_user,
-        delivery_hour=local_hour_of_week(pd.Series(delivery_time), zone[delivery_user]),
+        delivery_hour=_local_hours_by_zone_code(delivery_time, zone_codes[delivery_user], zone_names),
         delivery_at=delivery_time,
         response_user=response_user,
-        response_hour=local_hour_of_week(pd.Series(response_time), zone[response_user]),
+        response_hour=_local_hours_by_zone_code(response_time, zone_codes[response_user], zone_names),
         response_at=response_time,
         response_delay_hours=delay,
         excluded_machine_opens=int((in_scope & machine & is_open).sum()),
