@@ -21,6 +21,8 @@ PROFILE_INPUTS = [
 class SyncConfig(dg.Config):
     dry_run: bool = False
     """Plan and report what would change without sending anything to the ESP."""
+    full_resync: bool = False
+    """Push every contactable profile again, changed or not (after the ESP side lost data)."""
 
 
 def sync_metadata(result: SyncResult, list_id: str, base_url: str) -> dict[str, dg.MetadataValue]:
@@ -86,7 +88,14 @@ def esp_profile_sync(
     client, target = (None, esp.target()) if config.dry_run else esp.client()
     try:
         with psycopg.connect(libpq_url(warehouse.get_url())) as conn:
-            result = run_sync(conn, client, target.destination, target.list_id, dry_run=config.dry_run)
+            result = run_sync(
+                conn,
+                client,
+                target.destination,
+                target.list_id,
+                dry_run=config.dry_run,
+                full_resync=config.full_resync,
+            )
     finally:
         if client is not None:
             client.close()

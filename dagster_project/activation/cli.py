@@ -14,6 +14,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size", type=int, default=None, help="profiles per ESP request (default: API max)"
     )
+    parser.add_argument(
+        "--full-resync", action="store_true", help="push every contactable profile again, changed or not"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
                 target.list_id,
                 dry_run=args.dry_run,
                 marts_schema=args.marts_schema,
+                full_resync=args.full_resync,
             )
             print(format_summary(result.summary()))
             if args.dry_run:

@@ -276,3 +276,12 @@ def test_sync_before_the_first_ml_run_pushes_what_exists(world, sandbox):  # noq
     assert profile["properties"]["sendwise_segment"] is None
     assert profile["properties"]["sendwise_engagement_score"] is not None
     assert_exact_state(world, sandbox)
+
+
+def test_full_resync_restores_an_esp_that_lost_its_data(world, sandbox):  # noqa: F811
+    run_sync(world.conn, make_client(sandbox), DEST, LIST)
+    sandbox.store.reset()  # the ESP side forgot everything; Sendwise's state still says "synced"
+    assert run_sync(world.conn, make_client(sandbox), DEST, LIST).plan.planned == 0
+    result = run_sync(world.conn, make_client(sandbox), DEST, LIST, full_resync=True)
+    assert result.updated == len(world.contactable_emails()) and result.added == 0
+    assert_exact_state(world, sandbox)
