@@ -251,6 +251,8 @@ def fit_send_time(
     """Fit the level rates and predict the best local hour of week for every customer of `customers`."""
     config = config or SendTimeConfig()
     n_users = len(engagement.customer_keys)
+    if len(customers) != n_users or not (customers[KEY].to_numpy() == engagement.customer_keys).all():
+        raise ValueError("fit_send_time needs the same customers frame (same order) as prepare_engagement")
     _, known_zone = clean_timezones(customers["timezone"], config.default_timezone)
     zone_group = np.where(known_zone, customers["timezone"].astype(object).to_numpy(), UNKNOWN)
     segment = np.full(n_users, None, dtype=object)

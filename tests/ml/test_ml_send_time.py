@@ -177,6 +177,8 @@ def test_ml_fit_send_time_learns_planted_hours_and_falls_back_by_level():
     assert predictions.loc["loner", "source_level"] == "global"
     assert predictions["confidence"].between(0, 1).all()
     assert fitted.model.metrics["machine_opens_excluded"] == 360
+    with pytest.raises(ValueError, match="same customers"):
+        fit_send_time(engagement, customers.iloc[::-1], segments, config)
     # same inputs, same outputs
     again = fit_send_time(engagement, customers, segments, config).predictions
     pd.testing.assert_frame_equal(fitted.predictions, again)
