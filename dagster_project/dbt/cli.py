@@ -8,8 +8,11 @@ import argparse
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--serve", action="store_true", help="serve the docs on --port after building")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--no-compile", action="store_true",
-                        help="skip compiling SQL (faster; catalog still read from the warehouse)")
+    parser.add_argument(
+        "--no-compile",
+        action="store_true",
+        help="skip compiling SQL (faster; catalog still read from the warehouse)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

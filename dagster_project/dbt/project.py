@@ -83,13 +83,22 @@ def run_dbt(
 
     `target_path` keeps concurrent runs (tests, docs) from sharing `dbt/target`.
     """
-    command = [dbt_executable(), *args, "--project-dir", str(DBT_PROJECT_DIR),
-               "--profiles-dir", str(DBT_PROJECT_DIR)]
+    command = [
+        dbt_executable(),
+        *args,
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+    ]
     if target_path is not None:
         command += ["--target-path", str(target_path)]
-    completed = subprocess.run(command, env=dbt_subprocess_env(warehouse_url), cwd=DBT_PROJECT_DIR,
-                               capture_output=True, text=True)
+    completed = subprocess.run(
+        command, env=dbt_subprocess_env(warehouse_url), cwd=DBT_PROJECT_DIR, capture_output=True, text=True
+    )
     if check and completed.returncode != 0:
-        raise RuntimeError(f"dbt {' '.join(args)} failed (exit {completed.returncode}):\n"
-                           f"{completed.stdout[-6000:]}\n{completed.stderr[-2000:]}")
+        raise RuntimeError(
+            f"dbt {' '.join(args)} failed (exit {completed.returncode}):\n"
+            f"{completed.stdout[-6000:]}\n{completed.stderr[-2000:]}"
+        )
     return completed

@@ -17,7 +17,9 @@ class SendwiseDbtTranslator(DagsterDbtTranslator):
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
-            return dg.AssetKey([RAW_KEY_PREFIX, dbt_resource_props["identifier"] or dbt_resource_props["name"]])
+            return dg.AssetKey(
+                [RAW_KEY_PREFIX, dbt_resource_props["identifier"] or dbt_resource_props["name"]]
+            )
         return dg.AssetKey([dbt_resource_props["name"]])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
@@ -33,7 +35,9 @@ class SendwiseDbtTranslator(DagsterDbtTranslator):
 
     def get_tags(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, str]:
         tags = dict(super().get_tags(dbt_resource_props))
-        if any(column.get("meta", {}).get("pii") for column in dbt_resource_props.get("columns", {}).values()):
+        if any(
+            column.get("meta", {}).get("pii") for column in dbt_resource_props.get("columns", {}).values()
+        ):
             tags["pii"] = ""
         return tags
 

@@ -1,8 +1,10 @@
 {#- Identifier normalisation, shared by every staging model that carries an email or a phone.
 
-    Email: trimmed, lower-cased, a leading "mailto:" and surrounding angle brackets removed, inner
-    whitespace removed; empty strings become null. No provider-specific rewriting (gmail dots, "+tags")
-    because that would merge different mailboxes on other providers.
+    Email: trimmed, lower-cased; " at " / "(at)" / "[at]" become "@", repeated "@" collapse to one; a
+    leading "mailto:", angle brackets and whitespace removed; empty strings become null. Two repairs for
+    well-known providers only (var email_known_providers): a missing "@" before the provider's domain
+    ("annagmail.com") and a missing top-level domain ("anna@gmail"). No other provider-specific rewriting
+    (gmail dots, "+tags"): that could merge different mailboxes.
 
     Phone: to E.164 when possible. Everything but digits and a leading "+" is dropped; "00" becomes "+";
     a national number of 10 digits gets the default calling code (var identity_default_phone_country_code);
@@ -10,11 +12,28 @@
     usable phone number (null). -#}
 
 {% macro normalize_email(column) -%}
-    nullif(
+    {%- set providers = var('email_known_providers') -%}
+    {%- set provider_pattern = providers | map('replace', '.', '\\.') | join('|') -%}
+    {%- set cleaned -%}
         regexp_replace(
-            regexp_replace(lower(trim({{ column }})), '^mailto:|^<|>$', '', 'g'),
-            '\s', '', 'g'
-        ),
+            regexp_replace(
+                regexp_replace(lower(trim({{ column }})), '\s*(\(at\)|\[at\]|\sat\s)\s*', '@', 'g'),
+                '^mailto:|^<|>$|\s', '', 'g'
+            ),
+            '@{2,}', '@', 'g'
+        )
+    {%- endset -%}
+    nullif(
+        case
+            {# "name.gmail.com" / "namegmail.com": the @ went missing before a well-known provider #}
+            when position('@' in {{ cleaned }}) = 0 and {{ cleaned }} ~ '.\.?({{ provider_pattern }})$'
+                then regexp_replace({{ cleaned }}, '\.?({{ provider_pattern }})$', '@\1')
+            {%- for provider in providers %}
+            {# "name@gmail": a well-known provider without its top-level domain #}
+            when {{ cleaned }} like '%@{{ provider.split('.')[0] }}' then {{ cleaned }} || '.{{ provider.split('.', 1)[1] }}'
+            {%- endfor %}
+            else {{ cleaned }}
+        end,
         ''
     )
 {%- endmacro %}

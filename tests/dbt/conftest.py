@@ -46,22 +46,85 @@ create table if not exists raw.esp_events (event_id text, event_type text, profi
 """
 
 RAW_COLUMNS: dict[str, tuple[str, ...]] = {
-    "shop_customers": ("customer_id", "email", "first_name", "last_name", "phone", "accepts_marketing",
-                       "created_at", "updated_at"),
+    "shop_customers": (
+        "customer_id",
+        "email",
+        "first_name",
+        "last_name",
+        "phone",
+        "accepts_marketing",
+        "created_at",
+        "updated_at",
+    ),
     "shop_products": ("product_id", "sku", "name", "category", "price", "created_at", "updated_at"),
-    "shop_orders": ("order_id", "customer_id", "status", "order_total", "currency", "ordered_at",
-                    "created_at", "updated_at"),
-    "shop_order_items": ("order_item_id", "order_id", "product_id", "quantity", "unit_price", "created_at",
-                         "updated_at"),
-    "crm_contacts": ("contact_id", "email", "first_name", "last_name", "phone", "lifecycle_stage",
-                     "email_opt_in", "timezone", "created_at", "updated_at"),
-    "web_events": ("message_id", "type", "event", "anonymous_id", "user_id", "event_timestamp", "received_at",
-                   "user_agent", "page_path", "properties", "traits", "context", "_file_date"),
-    "esp_events": ("event_id", "event_type", "profile_id", "email", "campaign_id", "message_id",
-                   "event_timestamp", "user_agent", "ip", "url", "bounce_type", "_file_date"),
+    "shop_orders": (
+        "order_id",
+        "customer_id",
+        "status",
+        "order_total",
+        "currency",
+        "ordered_at",
+        "created_at",
+        "updated_at",
+    ),
+    "shop_order_items": (
+        "order_item_id",
+        "order_id",
+        "product_id",
+        "quantity",
+        "unit_price",
+        "created_at",
+        "updated_at",
+    ),
+    "crm_contacts": (
+        "contact_id",
+        "email",
+        "first_name",
+        "last_name",
+        "phone",
+        "lifecycle_stage",
+        "email_opt_in",
+        "timezone",
+        "created_at",
+        "updated_at",
+    ),
+    "web_events": (
+        "message_id",
+        "type",
+        "event",
+        "anonymous_id",
+        "user_id",
+        "event_timestamp",
+        "received_at",
+        "user_agent",
+        "page_path",
+        "properties",
+        "traits",
+        "context",
+        "_file_date",
+    ),
+    "esp_events": (
+        "event_id",
+        "event_type",
+        "profile_id",
+        "email",
+        "campaign_id",
+        "message_id",
+        "event_timestamp",
+        "user_agent",
+        "ip",
+        "url",
+        "bounce_type",
+        "_file_date",
+    ),
 }
-PRIMARY_KEYS = {"shop_customers": "customer_id", "shop_products": "product_id", "shop_orders": "order_id",
-                "shop_order_items": "order_item_id", "crm_contacts": "contact_id"}
+PRIMARY_KEYS = {
+    "shop_customers": "customer_id",
+    "shop_products": "product_id",
+    "shop_orders": "order_id",
+    "shop_order_items": "order_item_id",
+    "crm_contacts": "contact_id",
+}
 
 
 def new_database(server_url: str, prefix: str) -> str:
@@ -78,7 +141,9 @@ def create_raw_tables(url: str) -> None:
     conn.close()
 
 
-def load_raw(url: str, table: str, rows: Iterable[Mapping[str, Any]], loaded_at: datetime | None = None) -> None:
+def load_raw(
+    url: str, table: str, rows: Iterable[Mapping[str, Any]], loaded_at: datetime | None = None
+) -> None:
     """Land rows like the extraction assets do (upsert by PK for shop/CRM, append for events)."""
     columns = RAW_COLUMNS[table]
     loaded_at = loaded_at or datetime.now(UTC)
@@ -102,7 +167,9 @@ def load_raw(url: str, table: str, rows: Iterable[Mapping[str, Any]], loaded_at:
         updates = ", ".join(f"{c} = excluded.{c}" for c in (*columns, "_loaded_at", "_batch_id"))
         conflict = f" on conflict ({PRIMARY_KEYS[table]}) do update set {updates}"
     with psycopg2.connect(url) as conn, conn.cursor() as cur:
-        psycopg2.extras.execute_values(cur, f"insert into raw.{table} ({column_sql}) values %s{conflict}", values)
+        psycopg2.extras.execute_values(
+            cur, f"insert into raw.{table} ({column_sql}) values %s{conflict}", values
+        )
     conn.close()
 
 
@@ -138,7 +205,9 @@ def hand_world_url(pg_server: str, dbt_target: Path) -> Iterator[str]:
 
 
 def ts(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC) if "+" not in text else datetime.fromisoformat(text)
+    return (
+        datetime.fromisoformat(text).replace(tzinfo=UTC) if "+" not in text else datetime.fromisoformat(text)
+    )
 
 
 def seconds(n: float) -> timedelta:

@@ -32,63 +32,164 @@ def t(day: str, hms: str = "12:00:00") -> datetime:
 
 
 def _crm(cid, email, first, last, phone, opt_in, tz, created, updated, stage="customer"):
-    return dict(contact_id=cid, email=email, first_name=first, last_name=last, phone=phone,
-                lifecycle_stage=stage, email_opt_in=opt_in, timezone=tz, created_at=created, updated_at=updated)
+    return dict(
+        contact_id=cid,
+        email=email,
+        first_name=first,
+        last_name=last,
+        phone=phone,
+        lifecycle_stage=stage,
+        email_opt_in=opt_in,
+        timezone=tz,
+        created_at=created,
+        updated_at=updated,
+    )
 
 
 def _shop(cid, email, first, last, phone, marketing, created, updated):
-    return dict(customer_id=cid, email=email, first_name=first, last_name=last, phone=phone,
-                accepts_marketing=marketing, created_at=created, updated_at=updated)
+    return dict(
+        customer_id=cid,
+        email=email,
+        first_name=first,
+        last_name=last,
+        phone=phone,
+        accepts_marketing=marketing,
+        created_at=created,
+        updated_at=updated,
+    )
 
 
 def _order(oid, cid, status, total, at):
-    return dict(order_id=oid, customer_id=cid, status=status, order_total=total, currency="usd",
-                ordered_at=at, created_at=at, updated_at=at)
+    return dict(
+        order_id=oid,
+        customer_id=cid,
+        status=status,
+        order_total=total,
+        currency="usd",
+        ordered_at=at,
+        created_at=at,
+        updated_at=at,
+    )
 
 
 def _item(iid, oid, pid, qty, price, at):
-    return dict(order_item_id=iid, order_id=oid, product_id=pid, quantity=qty, unit_price=price,
-                created_at=at, updated_at=at)
+    return dict(
+        order_item_id=iid,
+        order_id=oid,
+        product_id=pid,
+        quantity=qty,
+        unit_price=price,
+        created_at=at,
+        updated_at=at,
+    )
 
 
 def _esp(eid, etype, profile, email, message, at, ua=None, bounce=None):
-    return dict(event_id=eid, event_type=etype, profile_id=profile, email=email, campaign_id="camp-" + message,
-                message_id=message, event_timestamp=at, user_agent=ua, bounce_type=bounce)
+    return dict(
+        event_id=eid,
+        event_type=etype,
+        profile_id=profile,
+        email=email,
+        campaign_id="camp-" + message,
+        message_id=message,
+        event_timestamp=at,
+        user_agent=ua,
+        bounce_type=bounce,
+    )
 
 
 def _page(mid, anon, user, at, path="/"):
-    return dict(message_id=mid, type="page", anonymous_id=anon, user_id=user, event_timestamp=at,
-                received_at=at + timedelta(seconds=1), page_path=path,
-                properties={"path": path}, context={"userAgent": BROWSER, "timezone": "UTC"})
+    return dict(
+        message_id=mid,
+        type="page",
+        anonymous_id=anon,
+        user_id=user,
+        event_timestamp=at,
+        received_at=at + timedelta(seconds=1),
+        page_path=path,
+        properties={"path": path},
+        context={"userAgent": BROWSER, "timezone": "UTC"},
+    )
 
 
 def _identify(mid, anon, user, at, email, first=None, last=None):
-    return dict(message_id=mid, type="identify", anonymous_id=anon, user_id=user, event_timestamp=at,
-                received_at=at, traits={"email": email, "first_name": first, "last_name": last},
-                context={"userAgent": BROWSER})
+    return dict(
+        message_id=mid,
+        type="identify",
+        anonymous_id=anon,
+        user_id=user,
+        event_timestamp=at,
+        received_at=at,
+        traits={"email": email, "first_name": first, "last_name": last},
+        context={"userAgent": BROWSER},
+    )
 
 
 PRODUCTS = [
-    dict(product_id=1, sku="SKU-1", name="Trail shoe", category="Shoes", price=100, created_at=t("2025-01-01"),
-         updated_at=t("2025-01-01")),
-    dict(product_id=2, sku="SKU-2", name="Rain jacket", category="Outdoor Gear", price=50.5,
-         created_at=t("2025-01-01"), updated_at=t("2025-01-01")),
-    dict(product_id=3, sku="SKU-3", name="Socks", category="Accessories", price=10, created_at=t("2025-01-01"),
-         updated_at=t("2025-01-01")),
+    dict(
+        product_id=1,
+        sku="SKU-1",
+        name="Trail shoe",
+        category="Shoes",
+        price=100,
+        created_at=t("2025-01-01"),
+        updated_at=t("2025-01-01"),
+    ),
+    dict(
+        product_id=2,
+        sku="SKU-2",
+        name="Rain jacket",
+        category="Outdoor Gear",
+        price=50.5,
+        created_at=t("2025-01-01"),
+        updated_at=t("2025-01-01"),
+    ),
+    dict(
+        product_id=3,
+        sku="SKU-3",
+        name="Socks",
+        category="Accessories",
+        price=10,
+        created_at=t("2025-01-01"),
+        updated_at=t("2025-01-01"),
+    ),
 ]
 
 PHASE_1 = {
     "shop_products": PRODUCTS,
     "crm_contacts": [
-        _crm("crm-1", "  ALICE@Example.org ", "Alice", "Smith", "(415) 555-0101", True, "America/Los_Angeles",
-             t("2025-01-01"), t("2026-03-01")),
-        _crm("crm-2", "carol@x.com", "Carol", None, None, True, "Europe/Berlin", t("2025-03-01"), t("2025-03-02")),
-        _crm("crm-3", "Carol@X.com", "Caroline", "Jones", None, False, None, t("2025-04-01"), t("2026-03-25")),
+        _crm(
+            "crm-1",
+            "  ALICE@Mail.org ",
+            "Alice",
+            "Smith",
+            "(415) 555-0101",
+            True,
+            "America/Los_Angeles",
+            t("2025-01-01"),
+            t("2026-03-01"),
+        ),
+        _crm(
+            "crm-2",
+            "carol@x.com",
+            "Carol",
+            None,
+            None,
+            True,
+            "Europe/Berlin",
+            t("2025-03-01"),
+            t("2025-03-02"),
+        ),
+        _crm(
+            "crm-3", "Carol@X.com", "Caroline", "Jones", None, False, None, t("2025-04-01"), t("2026-03-25")
+        ),
         _crm("crm-6", "frank@ex.com", "Frank", "Miller", None, False, None, t("2025-05-01"), t("2025-05-01")),
     ],
     "shop_customers": [
-        _shop(101, "alice@example.org", "Ally", "Smith", "+1 415 555 0199", False, t("2025-02-01"), t("2026-03-20")),
-        _shop(102, "bob@example.net", "Bob", "Brown", None, True, t("2025-06-01"), t("2025-06-01")),
+        _shop(
+            101, "alice@mail.org", "Ally", "Smith", "+1 415 555 0199", False, t("2025-02-01"), t("2026-03-20")
+        ),
+        _shop(102, "bob@mail.net", "Bob", "Brown", None, True, t("2025-06-01"), t("2025-06-01")),
         _shop(104, "test@shop.com", "Dave", "Davis", "555-555-5555", True, t("2025-07-01"), t("2025-07-01")),
         _shop(105, "TEST@shop.com", "Erin", "Evans", "555.555.5555", True, t("2025-07-02"), t("2025-07-02")),
         _shop(107, "gina@ex.com", "Gina", "Green", "212-555-0107", True, t("2025-02-01"), t("2025-02-01")),
@@ -112,20 +213,20 @@ PHASE_1 = {
     "esp_events": [
         # alice: m1 opened by Apple-style prefetch 5 s after delivery then by her; m2 opened by Google's
         # image proxy and by her, and clicked; m3 not opened. Plus an old message m0 (60 days ago).
-        _esp("e01", "sent", "esp-1", "alice@example.org", "m0", t("2026-01-30")),
-        _esp("e02", "delivered", "esp-1", "alice@example.org", "m0", t("2026-01-30", "12:00:01")),
-        _esp("e03", "open", "esp-1", "alice@example.org", "m0", t("2026-01-30", "18:00:00"), BROWSER),
-        _esp("e10", "sent", "esp-1", "alice@example.org", "m1", t("2026-03-20")),
-        _esp("e11", "delivered", "esp-1", "alice@example.org", "m1", t("2026-03-20", "12:00:02")),
-        _esp("e12", "open", "esp-1", "alice@example.org", "m1", t("2026-03-20", "12:00:07"), "Mozilla/5.0"),
-        _esp("e13", "open", "esp-1", "alice@example.org", "m1", t("2026-03-20", "19:00:00"), BROWSER),
-        _esp("e20", "sent", "esp-1", "alice@example.org", "m2", t("2026-03-25")),
-        _esp("e21", "delivered", "esp-1", "alice@example.org", "m2", t("2026-03-25", "12:00:01")),
-        _esp("e22", "open", "esp-1", "alice@example.org", "m2", t("2026-03-25", "15:00:00"), GOOGLE_PROXY),
-        _esp("e23", "open", "esp-1", "alice@example.org", "m2", t("2026-03-26", "08:00:00"), BROWSER),
-        _esp("e24", "click", "esp-1", "alice@example.org", "m2", t("2026-03-26", "08:00:30"), BROWSER),
-        _esp("e30", "sent", "esp-1", "alice@example.org", "m3", t("2026-03-30")),
-        _esp("e31", "delivered", "esp-1", "alice@example.org", "m3", t("2026-03-30", "12:00:01")),
+        _esp("e01", "sent", "esp-1", "alice@mail.org", "m0", t("2026-01-30")),
+        _esp("e02", "delivered", "esp-1", "alice@mail.org", "m0", t("2026-01-30", "12:00:01")),
+        _esp("e03", "open", "esp-1", "alice@mail.org", "m0", t("2026-01-30", "18:00:00"), BROWSER),
+        _esp("e10", "sent", "esp-1", "alice@mail.org", "m1", t("2026-03-20")),
+        _esp("e11", "delivered", "esp-1", "alice@mail.org", "m1", t("2026-03-20", "12:00:02")),
+        _esp("e12", "open", "esp-1", "alice@mail.org", "m1", t("2026-03-20", "12:00:07"), "Mozilla/5.0"),
+        _esp("e13", "open", "esp-1", "alice@mail.org", "m1", t("2026-03-20", "19:00:00"), BROWSER),
+        _esp("e20", "sent", "esp-1", "alice@mail.org", "m2", t("2026-03-25")),
+        _esp("e21", "delivered", "esp-1", "alice@mail.org", "m2", t("2026-03-25", "12:00:01")),
+        _esp("e22", "open", "esp-1", "alice@mail.org", "m2", t("2026-03-25", "15:00:00"), GOOGLE_PROXY),
+        _esp("e23", "open", "esp-1", "alice@mail.org", "m2", t("2026-03-26", "08:00:00"), BROWSER),
+        _esp("e24", "click", "esp-1", "alice@mail.org", "m2", t("2026-03-26", "08:00:30"), BROWSER),
+        _esp("e30", "sent", "esp-1", "alice@mail.org", "m3", t("2026-03-30")),
+        _esp("e31", "delivered", "esp-1", "alice@mail.org", "m3", t("2026-03-30", "12:00:01")),
         # carol: one message, then unsubscribed.
         _esp("e40", "sent", "esp-3", "carol@x.com", "m4", t("2026-03-01")),
         _esp("e41", "delivered", "esp-3", "carol@x.com", "m4", t("2026-03-01", "12:00:01")),
@@ -154,8 +255,17 @@ PHASE_1 = {
 
 PHASE_2 = {
     "crm_contacts": [
-        _crm("crm-9", "bob@example.net", "Robert", "Brown", "(212) 555-0107", True, None, t("2026-04-01"),
-             t("2026-04-01")),
+        _crm(
+            "crm-9",
+            "bob@mail.net",
+            "Robert",
+            "Brown",
+            "(212) 555-0107",
+            True,
+            None,
+            t("2026-04-01"),
+            t("2026-04-01"),
+        ),
     ],
     "shop_customers": [
         _shop(108, "harry@ex.com", "Harry", "Hill", None, True, t("2026-04-02"), t("2026-04-02")),
@@ -163,8 +273,8 @@ PHASE_2 = {
     "shop_orders": [_order(1009, 108, "completed", 20.00, t("2026-04-05"))],
     "shop_order_items": [_item(7, 1009, 3, 2, 10, t("2026-04-05"))],
     "esp_events": [
-        _esp("e50", "sent", "esp-1", "alice@example.org", "m5", t("2026-04-08")),
-        _esp("e51", "delivered", "esp-1", "alice@example.org", "m5", t("2026-04-08", "12:00:01")),
+        _esp("e50", "sent", "esp-1", "alice@mail.org", "m5", t("2026-04-08")),
+        _esp("e51", "delivered", "esp-1", "alice@mail.org", "m5", t("2026-04-08", "12:00:01")),
     ],
     "web_events": [
         _page("w50", "a-1", "101", t("2026-04-10", "12:00:00")),

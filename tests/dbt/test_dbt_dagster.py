@@ -12,8 +12,15 @@ from dagster_project.dbt.definitions import defs
 from dagster_project.dbt.project import dbt_resource
 from dagster_project.warehouse.resource import WarehouseResource
 
-RAW_TABLES = ("shop_customers", "shop_products", "shop_orders", "shop_order_items", "crm_contacts",
-              "web_events", "esp_events")
+RAW_TABLES = (
+    "shop_customers",
+    "shop_products",
+    "shop_orders",
+    "shop_order_items",
+    "crm_contacts",
+    "web_events",
+    "esp_events",
+)
 
 
 @dg.asset(deps=[dg.AssetKey("fct_customer_features"), dg.AssetKey("dim_customers")])
@@ -68,14 +75,31 @@ def test_a_clean_build_materializes_everything_and_reports_checks(dagster_wareho
 
 
 def test_an_error_severity_test_failure_stops_downstream_assets(dagster_warehouse: str):
-    load_raw(dagster_warehouse, "shop_orders", [dict(order_id=9999, customer_id=101, status="lost",
-                                                    order_total=1, currency="USD", ordered_at=t("2026-03-30"),
-                                                    created_at=t("2026-03-30"), updated_at=t("2026-03-30"))])
+    load_raw(
+        dagster_warehouse,
+        "shop_orders",
+        [
+            dict(
+                order_id=9999,
+                customer_id=101,
+                status="lost",
+                order_total=1,
+                currency="USD",
+                ordered_at=t("2026-03-30"),
+                created_at=t("2026-03-30"),
+                updated_at=t("2026-03-30"),
+            )
+        ],
+    )
     result = materialize(dagster_warehouse)
     assert not result.success
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
-    assert any(e.asset_key == dg.AssetKey("stg_shop__orders") and "accepted_values" in e.check_name
-               and e.severity == dg.AssetCheckSeverity.ERROR for e in failed)
+    assert any(
+        e.asset_key == dg.AssetKey("stg_shop__orders")
+        and "accepted_values" in e.check_name
+        and e.severity == dg.AssetCheckSeverity.ERROR
+        for e in failed
+    )
     materialized = {event.asset_key for event in result.get_asset_materialization_events()}
     assert dg.AssetKey("downstream_sync") not in materialized
     assert dg.AssetKey("fct_customer_features") not in materialized

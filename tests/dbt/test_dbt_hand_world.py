@@ -27,9 +27,11 @@ def person_of(kind: str, record_id) -> str | None:
 
 def reference_features(data: dict) -> dict[str, dict]:
     """fct_customer_features recomputed from the raw rows and the hand-made identities."""
-    as_of = max([o["ordered_at"] for o in data["shop_orders"]]
-                + [e["event_timestamp"] for e in data["esp_events"]]
-                + [e["event_timestamp"] for e in data["web_events"]])
+    as_of = max(
+        [o["ordered_at"] for o in data["shop_orders"]]
+        + [e["event_timestamp"] for e in data["esp_events"]]
+        + [e["event_timestamp"] for e in data["web_events"]]
+    )
     registered = defaultdict(list)
     for c in data["crm_contacts"]:
         registered[person_of("crm", c["contact_id"])].append(c["created_at"])
@@ -39,8 +41,11 @@ def reference_features(data: dict) -> dict[str, dict]:
 
     features = {}
     for name in PEOPLE:
-        orders = [o for o in data["shop_orders"]
-                  if person_of("shop", o["customer_id"]) == name and o["status"] == "completed"]
+        orders = [
+            o
+            for o in data["shop_orders"]
+            if person_of("shop", o["customer_id"]) == name and o["status"] == "completed"
+        ]
         frequency = len(orders)
         monetary = sum(Decimal(str(o["order_total"])) for o in orders)
         first = min((o["ordered_at"] for o in orders), default=None)
@@ -56,10 +61,15 @@ def reference_features(data: dict) -> dict[str, dict]:
 
         email = email_features(data["esp_events"], PEOPLE[name]["esp"], as_of)
         web = web_features(data["web_events"], name, as_of)
-        score = float(rounded(
-            0.25 * min(web["sessions"] / 20, 1) + 0.25 * min(web["page_views"] / 100, 1)
-            + 0.25 * min(float(rounded(web["avg_duration"], 1)) / 600, 1) + 0.25 * min(web["active_days"] / 15, 1),
-            3))
+        score = float(
+            rounded(
+                0.25 * min(web["sessions"] / 20, 1)
+                + 0.25 * min(web["page_views"] / 100, 1)
+                + 0.25 * min(float(rounded(web["avg_duration"], 1)) / 600, 1)
+                + 0.25 * min(web["active_days"] / 15, 1),
+                3,
+            )
+        )
         recency = math.floor((as_of - last).total_seconds() / 86400) if last else None
         segments = set()
         if monetary >= 1000:
@@ -96,8 +106,9 @@ def reference_features(data: dict) -> dict[str, dict]:
 
 def email_features(events: list[dict], profiles: list[str], as_of: datetime) -> dict:
     unique = {e["event_id"]: e for e in events if e["profile_id"] in profiles}.values()
-    messages: dict[str, dict] = defaultdict(lambda: {"sent": None, "delivered": None, "opened": False,
-                                                     "clicked": False})
+    messages: dict[str, dict] = defaultdict(
+        lambda: {"sent": None, "delivered": None, "opened": False, "clicked": False}
+    )
     for e in sorted(unique, key=lambda e: e["event_timestamp"]):
         m = messages[e["message_id"]]
         if e["event_type"] == "sent" and m["sent"] is None:
@@ -108,19 +119,30 @@ def email_features(events: list[dict], profiles: list[str], as_of: datetime) -> 
     for e in unique:
         m = messages[e["message_id"]]
         machine = e["event_type"] == "open" and (
-            (m["delivered"] is not None and 0 <= (e["event_timestamp"] - m["delivered"]).total_seconds() <= 10)
-            or any(p.lower() in (e["user_agent"] or "").lower() for p in MACHINE_USER_AGENTS))
+            (
+                m["delivered"] is not None
+                and 0 <= (e["event_timestamp"] - m["delivered"]).total_seconds() <= 10
+            )
+            or any(p.lower() in (e["user_agent"] or "").lower() for p in MACHINE_USER_AGENTS)
+        )
         if e["event_type"] == "open" and not machine:
             m["opened"] = True
         if e["event_type"] == "click":
             m["clicked"] = True
-        if (e["event_type"] == "click" or (e["event_type"] == "open" and not machine)) \
-                and as_of - timedelta(days=30) < e["event_timestamp"] <= as_of:
+        if (e["event_type"] == "click" or (e["event_type"] == "open" and not machine)) and as_of - timedelta(
+            days=30
+        ) < e["event_timestamp"] <= as_of:
             engagement_events_30d += 1
     result = {"engagement_events_30d": engagement_events_30d}
     for days in (30, 90):
-        window = [m for m in messages.values() if m["sent"] and as_of - timedelta(days=days) < m["sent"] <= as_of]
-        sends, opens, clicks = len(window), sum(m["opened"] for m in window), sum(m["clicked"] for m in window)
+        window = [
+            m for m in messages.values() if m["sent"] and as_of - timedelta(days=days) < m["sent"] <= as_of
+        ]
+        sends, opens, clicks = (
+            len(window),
+            sum(m["opened"] for m in window),
+            sum(m["clicked"] for m in window),
+        )
         result |= {
             f"email_sends_{days}d": sends,
             f"email_unique_opens_{days}d": opens,
@@ -168,9 +190,17 @@ def web_features(events: list[dict], name: str, as_of: datetime) -> dict:
 @pytest.fixture(scope="module")
 def keys(hand_world_url: str) -> dict[str, str]:
     """person -> customer_key, asserting on the way that each person's records share one key."""
-    rows = query(hand_world_url, "select record_type, record_id, customer_key from intermediate.int_identity__record_keys")
+    rows = query(
+        hand_world_url,
+        "select record_type, record_id, customer_key from intermediate.int_identity__record_keys",
+    )
     by_record = {(r["record_type"], r["record_id"]): r["customer_key"] for r in rows}
-    kinds = {"crm": "crm_contact_id", "shop": "shop_customer_id", "esp": "esp_profile_id", "anon": "anonymous_id"}
+    kinds = {
+        "crm": "crm_contact_id",
+        "shop": "shop_customer_id",
+        "esp": "esp_profile_id",
+        "anon": "anonymous_id",
+    }
     result = {}
     for name, ids in PEOPLE.items():
         found = {by_record[(kinds[k], str(i))] for k, values in ids.items() for i in values}
@@ -187,20 +217,27 @@ def customers(hand_world_url: str, keys: dict[str, str]) -> dict[str, dict]:
 
 def test_each_person_gets_one_distinct_key_and_junk_identifiers_do_not_merge(hand_world_url, keys):
     assert len(set(keys.values())) == len(PEOPLE)  # dave/erin (junk email+phone), alice/bob (shared device)
-    excluded = {(r["identifier_type"], r["identifier_value"]): r["excluded_reason"] for r in query(
-        hand_world_url, "select * from intermediate.int_identity__identifiers where excluded_reason is not null")}
+    excluded = {
+        (r["identifier_type"], r["identifier_value"]): r["excluded_reason"]
+        for r in query(
+            hand_world_url,
+            "select * from intermediate.int_identity__identifiers where excluded_reason is not null",
+        )
+    }
     assert "test mailbox" in excluded[("email", "test@shop.com")]
     assert "placeholder phone" in excluded[("phone", "+15555555555")]
     assert "shared device" in excluded[("anonymous_id", "a-9")]
-    dim_keys = {r["customer_key"] for r in query(hand_world_url, "select customer_key from marts.dim_customers")}
+    dim_keys = {
+        r["customer_key"] for r in query(hand_world_url, "select customer_key from marts.dim_customers")
+    }
     assert dim_keys == set(keys.values())  # the never-identified visitor a-40 is not a customer
 
 
 def test_identifiers_model_lists_every_identifier_with_source_and_key(hand_world_url, keys):
     rows = query(hand_world_url, "select * from intermediate.int_identity__identifiers")
     by_id = {(r["identifier_type"], r["identifier_value"]): r for r in rows}
-    assert by_id[("email", "alice@example.org")]["source"] == "crm,ecommerce,email_service"
-    assert by_id[("email", "alice@example.org")]["customer_key"] == keys["alice"]
+    assert by_id[("email", "alice@mail.org")]["source"] == "crm,ecommerce,email_service"
+    assert by_id[("email", "alice@mail.org")]["customer_key"] == keys["alice"]
     assert by_id[("phone", "+14155550101")]["customer_key"] == keys["alice"]  # "(415) 555-0101" in E.164
     assert by_id[("email", "frank@ex.com")]["source"] == "crm,website"  # identify traits "Frank@Ex.com"
     assert by_id[("anonymous_id", "a-6")]["customer_key"] == keys["frank"]
@@ -223,8 +260,12 @@ def test_survivorship_rules_pick_the_configured_value_and_keep_its_source(custom
 
 def test_consent_and_contactability(customers):
     expected = {
-        "alice": ("subscribed", True), "bob": ("subscribed", True), "carol": ("unsubscribed", False),
-        "dave": ("subscribed", False), "erin": ("subscribed", False), "frank": ("never_subscribed", False),
+        "alice": ("subscribed", True),
+        "bob": ("subscribed", True),
+        "carol": ("unsubscribed", False),
+        "dave": ("subscribed", False),
+        "erin": ("subscribed", False),
+        "frank": ("never_subscribed", False),
         "gina": ("subscribed", True),
     }
     actual = {n: (c["subscription_status"], c["is_contactable"]) for n, c in customers.items()}
@@ -253,8 +294,13 @@ def test_data_quality_levels_follow_the_guide(hand_world_url, customers):
 
 
 def test_machine_opens_are_flagged(hand_world_url):
-    flags = {r["email_event_id"]: r["is_machine_open"] for r in query(
-        hand_world_url, "select email_event_id, is_machine_open from marts.fct_email_events where event_type = 'open'")}
+    flags = {
+        r["email_event_id"]: r["is_machine_open"]
+        for r in query(
+            hand_world_url,
+            "select email_event_id, is_machine_open from marts.fct_email_events where event_type = 'open'",
+        )
+    }
     assert flags == {"e03": False, "e12": True, "e13": False, "e22": True, "e23": False}
 
 
@@ -277,9 +323,21 @@ def test_features_match_an_independent_python_computation(hand_world_url, keys):
 def test_analyst_role_reads_marts_but_not_raw_or_pii(hand_world_url):
     analyst_url = hand_world_url.replace("postgresql://postgres@", "postgresql://sendwise_analyst@")
     assert query(analyst_url, "select count(*) as n from marts.fct_customer_features")[0]["n"] == len(PEOPLE)
-    assert query(analyst_url, "select count(*) as n from marts.dim_customers_masked where email_masked like 'a***@%'")[0]["n"] == 1
-    assert len(query(analyst_url, "select customer_key, data_quality_level from marts.dim_customers")) == len(PEOPLE)
-    for forbidden in ("select email from marts.dim_customers", "select * from raw.shop_customers",
-                      "select * from staging.stg_crm__contacts", "select * from marts.dim_customers"):
+    assert (
+        query(
+            analyst_url,
+            "select count(*) as n from marts.dim_customers_masked where email_masked like 'a***@%'",
+        )[0]["n"]
+        == 1
+    )
+    assert len(query(analyst_url, "select customer_key, data_quality_level from marts.dim_customers")) == len(
+        PEOPLE
+    )
+    for forbidden in (
+        "select email from marts.dim_customers",
+        "select * from raw.shop_customers",
+        "select * from staging.stg_crm__contacts",
+        "select * from marts.dim_customers",
+    ):
         with pytest.raises(psycopg2.errors.InsufficientPrivilege):
             query(analyst_url, forbidden)

@@ -34,7 +34,9 @@ def table_contents(url: str) -> dict[str, list[tuple]]:
 
 
 def record_keys(url: str) -> dict[tuple[str, str], str]:
-    rows = query(url, "select record_type, record_id, customer_key from intermediate.int_identity__record_keys")
+    rows = query(
+        url, "select record_type, record_id, customer_key from intermediate.int_identity__record_keys"
+    )
     return {(r["record_type"], r["record_id"]): r["customer_key"] for r in rows}
 
 
@@ -79,8 +81,11 @@ def test_keys_are_stable_and_the_older_key_survives_a_merge(incremental_runs: di
     dim = {r["customer_key"]: r for r in query(url, "select * from marts.dim_customers")}
     assert bob not in dim and gina in dim
     assert dim[gina]["source_systems"] == "crm,ecommerce"
-    events = query(url, "select count(*) as n from marts.fct_email_events where customer_key is null "
-                        "or customer_key not in (select customer_key from marts.dim_customers)")
+    events = query(
+        url,
+        "select count(*) as n from marts.fct_email_events where customer_key is null "
+        "or customer_key not in (select customer_key from marts.dim_customers)",
+    )
     assert events[0]["n"] == 0
 
 

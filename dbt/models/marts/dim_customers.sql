@@ -93,24 +93,15 @@ source_records as (
     group by 1
 ),
 
+{#- A test mailbox is blocked from matching (it has no key), so look for it on the person's records. -#}
 test_accounts as (
-    select distinct identifiers.customer_key
-    from identifiers
-    inner join checks using (identifier_type, identifier_value)
-    where identifiers.identifier_type = 'email'
-      and checks.excluded_reason ilike '%test%'
-),
-
-{#- Only identifiers that map to a key: a test mailbox is blocked from matching, so find it on the records. -#}
-test_records as (
     select distinct record_keys.customer_key
     from record_keys
     inner join {{ ref('int_identity__observations') }} as observations using (record_type, record_id)
     inner join checks
         on checks.identifier_type = observations.identifier_type
         and checks.identifier_value = observations.identifier_value
-    where observations.identifier_type = 'email'
-      and checks.excluded_reason ilike '%test%'
+    where checks.is_test_identifier
 ),
 
 email_status as (
@@ -176,7 +167,7 @@ joined as (
             and (email_checks.excluded_reason is null or email_checks.excluded_reason like 'over-merge%'),
             false
         ) as is_email_valid,
-        (test_accounts.customer_key is not null or test_records.customer_key is not null) as is_test_account,
+        test_accounts.customer_key is not null as is_test_account,
         source_records.source_systems,
         coalesce(source_records.source_system_count, 0) as source_system_count,
         source_records.esp_profile_id,
@@ -196,7 +187,6 @@ joined as (
     left join order_summary using (customer_key)
     left join web_summary using (customer_key)
     left join test_accounts using (customer_key)
-    left join test_records using (customer_key)
     left join checks as email_checks
         on email_checks.identifier_type = 'email' and email_checks.identifier_value = profile.email
 ),

@@ -10,18 +10,20 @@ checks as (
     select * from {{ ref('int_identity__identifier_checks') }}
 ),
 
+excluded_nodes as (
+    select identifier_type || ':' || identifier_value as node
+    from checks
+    where excluded_reason is not null
+),
+
+{#- Links between a record's own id and its other identifiers, unless either side is excluded. -#}
 usable as (
     select
-        o.*,
         o.identifier_type || ':' || o.identifier_value as node,
         o.record_type || ':' || o.record_id as record_node
     from observations as o
-    inner join checks as c using (identifier_type, identifier_value)
-    inner join checks as own
-        on own.identifier_type = o.record_type
-        and own.identifier_value = o.record_id
-    where c.excluded_reason is null
-      and own.excluded_reason is null
+    where o.identifier_type || ':' || o.identifier_value not in (select node from excluded_nodes)
+      and o.record_type || ':' || o.record_id not in (select node from excluded_nodes)
 ),
 
 nodes as (

@@ -22,6 +22,27 @@ identifiers as (
 
 {#- How many distinct records of each kind link to an identifier (a web record links anonymousId to the
     userId/email it identified as, so for anonymousIds count the distinct users/emails instead). -#}
+{#- For IPs: how many identified people (distinct userIds / emails) browsed from it. -#}
+ip_people as (
+    select
+        ip.identifier_value,
+        max(people) as identified_people
+    from (
+        select
+            ip.identifier_value,
+            other.identifier_type,
+            count(distinct other.identifier_value) as people
+        from observations as ip
+        inner join observations as other
+            on other.record_type = 'anonymous_id'
+            and other.record_id = ip.record_id
+            and other.identifier_type in ('shop_customer_id', 'email')
+        where ip.identifier_type = 'ip'
+        group by 1, 2
+    ) as ip
+    group by 1
+),
+
 sharing as (
     select
         identifier_type,
@@ -34,7 +55,9 @@ sharing as (
             o.record_type,
             count(distinct o.record_id) as records
         from observations as o
-        where o.identifier_type in ('email', 'phone')
+        -- people own several devices: anonymousIds do not count towards an email's/phone's sharing
+        where (o.identifier_type in ('email', 'phone') and o.record_type <> 'anonymous_id')
+           or o.identifier_type = 'ip'
         group by 1, 2, 3
         union all
         select
@@ -55,12 +78,11 @@ sharing as (
 ),
 
 blocked as (
-    select distinct
+    select
         i.identifier_type,
         i.identifier_value,
-        first_value(b.reason) over (
-            partition by i.identifier_type, i.identifier_value order by b.match_type, b.value
-        ) as reason
+        min(b.reason) as reason,
+        bool_or(coalesce(b.marks_test_account, false)) as marks_test_account
     from identifiers as i
     inner join blocklist as b
         on b.identifier_type = i.identifier_type
@@ -69,6 +91,7 @@ blocked as (
             or (b.match_type = 'local_part' and split_part(i.identifier_value, '@', 1) = lower(b.value))
             or (b.match_type = 'domain' and split_part(i.identifier_value, '@', 2) = lower(b.value))
         )
+    group by 1, 2
 ),
 
 final as (
@@ -78,6 +101,7 @@ final as (
         i.sources,
         i.first_seen_at,
         coalesce(s.max_records_of_one_kind, 1) as max_records_of_one_kind,
+        coalesce(b.marks_test_account, false) as is_test_identifier,
         case
             when i.identifier_type = 'email' and not {{ is_valid_email('i.identifier_value') }}
                 then 'malformed email'
@@ -88,6 +112,12 @@ final as (
             when b.reason is not null then 'blocklist: ' || b.reason
             when i.identifier_type = 'anonymous_id' and coalesce(s.max_records_of_one_kind, 1) > 1
                 then 'shared device: anonymousId identified as several people'
+            when i.identifier_type = 'ip' and coalesce(ip_people.identified_people, 0) <> 1
+                then case when ip_people.identified_people > 1 then 'shared IP: several identified people'
+                    else 'IP of no identified person' end
+            when i.identifier_type = 'ip'
+                and coalesce(s.max_records_of_one_kind, 1) > {{ var('identity_max_anonymous_ids_per_ip') }}
+                then 'over-merge guard: IP used by ' || s.max_records_of_one_kind || ' anonymousIds'
             when i.identifier_type in ('email', 'phone')
                 and coalesce(s.max_records_of_one_kind, 1) > {{ var('identity_max_records_per_identifier') }}
                 then 'over-merge guard: shared by '
@@ -96,6 +126,8 @@ final as (
     from identifiers as i
     left join sharing as s using (identifier_type, identifier_value)
     left join blocked as b using (identifier_type, identifier_value)
+    left join ip_people
+        on i.identifier_type = 'ip' and ip_people.identifier_value = i.identifier_value
 )
 
 select * from final

@@ -33,6 +33,20 @@ web as (
     group by 1, 2, 3, 4
 ),
 
+{#- Optional probabilistic link: the IP addresses an anonymousId browsed from (guarded in
+    int_identity__identifier_checks; var identity_link_by_ip). -#}
+web_ips as (
+    select
+        anonymous_id,
+        ip,
+        min(event_at) as first_seen_at
+    from {{ ref('stg_web__events') }}
+    where anonymous_id is not null
+      and ip is not null
+      and {{ 'true' if var('identity_link_by_ip') else 'false' }}
+    group by 1, 2
+),
+
 observations as (
     {%- for identifier in ['crm_contact_id', 'email', 'phone'] %}
     select
@@ -76,10 +90,10 @@ observations as (
         {{ column }},
         first_seen_at
     from web
-    {%- if not loop.last %}
     union all
-    {%- endif %}
     {%- endfor %}
+    select 'website', 'anonymous_id', anonymous_id, 'ip', ip, first_seen_at
+    from web_ips
 ),
 
 final as (

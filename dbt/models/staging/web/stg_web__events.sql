@@ -34,6 +34,7 @@ final as (
         received_at,
         coalesce(page_path, properties ->> 'path', context -> 'page' ->> 'path') as page_path,
         coalesce(user_agent, context ->> 'userAgent') as user_agent,
+        nullif(context ->> 'ip', '') as ip,
         nullif(properties ->> 'product_id', '') as product_id,
         nullif(properties ->> 'category', '') as category,
         nullif(properties ->> 'order_id', '') as order_id,
