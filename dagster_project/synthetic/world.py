@@ -200,6 +200,9 @@ def _fresh(config: WorldConfig, paths: Paths, start: dt.date, progress) -> dict:
             rows["shop_order_items"] += shop.copy_rows(
                 conn, "shop.order_items", shop.ITEM_COLUMNS, history.item_rows(population.catalogue)
             )
+            if people.size > shop.HISTORY_CHUNK:
+                _say(progress, f"shop history: {rows['shop_orders']} orders so far "
+                               f"({time.perf_counter() - began:.1f}s)")  # fmt: skip
         conn.commit()
         _say(
             progress,
