@@ -31,7 +31,7 @@ lint: install
 	@$(VENV)/bin/ruff check .
 
 bench: install
-	@$(PY) bench/run_all.py
+	@$(PY) bench/run_all.py $(BENCH)
 
 clean-state:
 	@$(VENV)/bin/sendwise warehouse stop || true
