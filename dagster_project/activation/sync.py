@@ -375,6 +375,42 @@ def run_sync(
     (a seam the crash tests use)."""
     started = time.monotonic()
     ensure_tables(conn)
+    if not dry_run:
+        _lock_destination(conn, destination)
+    try:
+        return _run_sync(
+            conn, client, destination, list_id, dry_run, marts_schema, full_resync, after_batch, started
+        )
+    finally:
+        if not dry_run:
+            conn.rollback()
+            conn.execute("select pg_advisory_unlock(hashtext(%s))", (destination,))
+            conn.commit()
+
+
+class SyncAlreadyRunning(RuntimeError):
+    """Another sync to the same destination holds its lock."""
+
+
+def _lock_destination(conn: psycopg.Connection, destination: str) -> None:
+    """Session advisory lock: two syncs to one destination never interleave (released if we die)."""
+    locked = conn.execute("select pg_try_advisory_lock(hashtext(%s))", (destination,)).fetchone()[0]
+    conn.commit()
+    if not locked:
+        raise SyncAlreadyRunning(f"another sync to {destination} is running; try again when it has finished")
+
+
+def _run_sync(
+    conn: psycopg.Connection,
+    client: EspClient | None,
+    destination: str,
+    list_id: str,
+    dry_run: bool,
+    marts_schema: str,
+    full_resync: bool,
+    after_batch: Callable[[int], None] | None,
+    started: float,
+) -> SyncResult:
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     conn.execute(
         "insert into activation.esp_sync_log (run_id, destination, list_id, dry_run, status, started_at) "

@@ -285,3 +285,18 @@ def test_full_resync_restores_an_esp_that_lost_its_data(world, sandbox):  # noqa
     result = run_sync(world.conn, make_client(sandbox), DEST, LIST, full_resync=True)
     assert result.updated == len(world.contactable_emails()) and result.added == 0
     assert_exact_state(world, sandbox)
+
+
+def test_two_syncs_to_one_destination_never_interleave(world, sandbox, warehouse_url):  # noqa: F811
+    import psycopg
+
+    from dagster_project.activation.sync import SyncAlreadyRunning
+    from dagster_project.warehouse.connection import libpq_url
+
+    with psycopg.connect(libpq_url(warehouse_url)) as other:
+        other.execute("select pg_advisory_lock(hashtext(%s))", (DEST,))
+        with pytest.raises(SyncAlreadyRunning, match="another sync to sandbox:sendwise"):
+            run_sync(world.conn, make_client(sandbox), DEST, LIST)
+        assert run_sync(world.conn, None, DEST, LIST, dry_run=True).status == "dry_run"  # reads only
+    assert sandbox.store.request_count == 0
+    assert run_sync(world.conn, make_client(sandbox), DEST, LIST).status == "success"  # lock released
