@@ -215,20 +215,22 @@ final as (
         state.fields_hash as previous_hash,
         h.fields_hash,
         h.fields_hash is not null
-            and (%(full_resync)s or h.fields_hash is distinct from state.fields_hash) as changed
+            and (%(full_resync)s or h.fields_hash is distinct from state.fields_hash) as changed,
+        h.first_name,
+        h.last_name,
+        h.properties
     from hashed h
     left join activation.esp_sync_state state
         on state.destination = %(destination)s and state.customer_key = h.customer_key
 )
 
 select
-    final.customer_key, final.email, final.to_push, final.contactable, final.previous_hash, final.fields_hash,
-    case when final.changed then h.first_name end as first_name,
-    case when final.changed then h.last_name end as last_name,
-    case when final.changed then h.properties end as properties
+    customer_key, email, to_push, contactable, previous_hash, fields_hash,
+    case when changed then first_name end as first_name,
+    case when changed then last_name end as last_name,
+    case when changed then properties end as properties
 from final
-join hashed h using (customer_key)
-order by final.customer_key
+order by customer_key
 """
 
 
