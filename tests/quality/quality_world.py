@@ -17,26 +17,35 @@ from dagster_project.warehouse import connection
 ANCHOR = "2025-03-01 12:00:00+00"
 CUSTOMERS = 400
 
-_WORLD_SQL = f"""
+
+def world_sql(
+    customers: int = CUSTOMERS,
+    orders: int = 900,
+    esp_events: int = 3000,
+    web_events: int = 2000,
+    hours: int = 720,
+) -> str:
+    """The clean world's SQL; the defaults make the small test world, bench/quality.py scales it up."""
+    return f"""
 insert into raw.shop_customers (customer_id, email, first_name, last_name, phone, accepts_marketing,
     created_at, updated_at, _batch_id)
 select g, 'customer' || g || '@example.com', 'First' || g, 'Last' || g, '+3161234' || lpad(g::text, 4, '0'),
     g % 3 <> 0, timestamptz '{ANCHOR}' - interval '90 days' + g * interval '1 minute',
     timestamptz '{ANCHOR}' - interval '30 days' + g * interval '1 minute', 'shop_customers-b1'
-from generate_series(1, {CUSTOMERS}) g;
+from generate_series(1, {customers}) g;
 
 insert into raw.shop_orders (order_id, customer_id, status, order_total, currency, ordered_at,
     created_at, updated_at, _batch_id)
-select g, 1 + g % {CUSTOMERS}, (array['completed', 'completed', 'cancelled', 'refunded'])[1 + g % 4],
+select g, 1 + g % {customers}, (array['completed', 'completed', 'cancelled', 'refunded'])[1 + g % 4],
     round((10 + g % 90)::numeric * 1.25, 2), 'EUR',
-    timestamptz '{ANCHOR}' - (g % 720) * interval '1 hour',
-    timestamptz '{ANCHOR}' - (g % 720) * interval '1 hour', timestamptz '{ANCHOR}', 'shop_orders-b1'
-from generate_series(1, 900) g;
+    timestamptz '{ANCHOR}' - (g % {hours}) * interval '1 hour',
+    timestamptz '{ANCHOR}' - (g % {hours}) * interval '1 hour', timestamptz '{ANCHOR}', 'shop_orders-b1'
+from generate_series(1, {orders}) g;
 
 insert into raw.esp_events (event_id, event_type, profile_id, email, campaign_id, message_id,
     event_timestamp, user_agent, ip, url, bounce_type, _file_date, _source_file, _batch_id)
-select 'ev-' || g, t.event_type, 'esp-' || (1 + g % {CUSTOMERS}),
-    'customer' || (1 + g % {CUSTOMERS}) || '@example.com',
+select 'ev-' || g, t.event_type, 'esp-' || (1 + g % {customers}),
+    'customer' || (1 + g % {customers}) || '@example.com',
     'cmp-' || (g % 6), 'msg-' || (g / 7), ts,
     case when t.event_type = 'open' and g % 10 < 3 then 'Mozilla/5.0'
          when t.event_type in ('open', 'click')
@@ -46,22 +55,22 @@ select 'ev-' || g, t.event_type, 'esp-' || (1 + g % {CUSTOMERS}),
     case when t.event_type = 'click' then 'https://shop.example.com/p/' || g end,
     case when t.event_type = 'bounce' then (array['hard', 'soft'])[1 + g % 2] end,
     ts::date, 'esp/events/' || ts::date || '.jsonl', 'esp_events-' || ts::date
-from generate_series(1, 3000) g
+from generate_series(1, {esp_events}) g
 cross join lateral (select (array['sent', 'delivered', 'open', 'click', 'sent', 'delivered', 'open',
     'bounce', 'unsubscribe', 'spam_complaint'])[1 + g % 10] as event_type,
-    timestamptz '{ANCHOR}' - (g % 720) * interval '1 hour' as ts) t;
+    timestamptz '{ANCHOR}' - (g % {hours}) * interval '1 hour' as ts) t;
 
 insert into raw.web_events (message_id, type, event, anonymous_id, user_id, event_timestamp, received_at,
     user_agent, page_path, properties, traits, context, _file_date, _source_file, _batch_id)
 select 'm-' || g, t.type, case when t.type = 'track' then (array['Product Viewed', 'Product Added',
     'Checkout Started', 'Order Completed', 'Signed In'])[1 + g % 5] end,
-    'anon-' || (g % 700), case when g % 2 = 0 then (1 + g % {CUSTOMERS})::text end,
+    'anon-' || (g % 700), case when g % 2 = 0 then (1 + g % {customers})::text end,
     ts, ts + interval '2 seconds',
     'Mozilla/5.0 (X11; Linux x86_64)', '/p/' || (g % 50), '{{}}'::jsonb, '{{}}'::jsonb, '{{}}'::jsonb,
     ts::date, 'web/events/' || ts::date || '.jsonl', 'web_events-' || ts::date
-from generate_series(1, 2000) g
+from generate_series(1, {web_events}) g
 cross join lateral (select (array['page', 'page', 'track', 'identify'])[1 + g % 4] as type,
-    timestamptz '{ANCHOR}' - (g % 720) * interval '1 hour' as ts) t;
+    timestamptz '{ANCHOR}' - (g % {hours}) * interval '1 hour' as ts) t;
 
 insert into ops.load_log (batch_id, stream, partition_key, received, loaded, quarantined, written, status,
     started_at, finished_at)
@@ -88,7 +97,7 @@ select 'ck-' || g as customer_key, 'customer' || g || '@example.com' as email, '
     true as is_email_valid, g % 5 <> 0 as is_contactable, 'shop,esp' as source_systems,
     (array['HIGH', 'MEDIUM', 'LOW'])[1 + g % 3] as data_quality_level, 'esp-' || g as esp_profile_id,
     g::text as shop_customer_id, null::text as crm_contact_id, (g % 40) * 12.5::numeric as lifetime_value
-from generate_series(1, {CUSTOMERS}) g;
+from generate_series(1, {customers}) g;
 
 create table marts.fct_customer_features as
 select 'ck-' || g as customer_key, case when g % 4 = 0 then null else g % 60 end as recency_days,
@@ -103,12 +112,12 @@ select 'ck-' || g as customer_key, case when g % 4 = 0 then null else g % 60 end
     g % 20 as active_days_30d, 90 as days_since_registration, 'shoes,bags' as top_categories,
     (g % 100) / 100.0 as engagement_score, 'loyal' as behavioural_segments,
     (g % 40) * 12.5::numeric as lifetime_value
-from generate_series(1, {CUSTOMERS}) g;
+from generate_series(1, {customers}) g;
 
 create table ml.customer_segments as
 select 'ck-' || g as customer_key, g % 5 as segment_id, 'segment-' || (g % 5) as segment_name,
     (g % 10) / 3.0 as distance, 0.5 + (g % 5) / 10.0 as confidence, 'kmeans-v1' as model_version
-from generate_series(1, {CUSTOMERS}) g;
+from generate_series(1, {customers}) g;
 
 create table ml.send_time_predictions as
 select 'ck-' || g as customer_key, (g % 7) * 24 + g % 24 as best_hour_of_week, g % 24 as local_hour,
@@ -116,14 +125,14 @@ select 'ck-' || g as customer_key, (g % 7) * 24 + g % 24 as best_hour_of_week, g
     timestamptz '{ANCHOR}' + (g % 168) * interval '1 hour' as next_send_at_utc,
     (array['user', 'segment', 'timezone', 'global', 'default'])[1 + g % 5] as source_level,
     0.6 as confidence, 'sendtime-v1' as model_version
-from generate_series(1, {CUSTOMERS}) g;
+from generate_series(1, {customers}) g;
 """
 
 
 def build_clean_world(warehouse_url: str) -> None:
     with psycopg.connect(connection.libpq_url(warehouse_url)) as conn:
         loaders.ensure_tables(conn)
-        conn.execute(_WORLD_SQL)
+        conn.execute(world_sql())
 
 
 def execute(warehouse_url: str, statement: str) -> None:
