@@ -300,3 +300,15 @@ def test_two_syncs_to_one_destination_never_interleave(world, sandbox, warehouse
         assert run_sync(world.conn, None, DEST, LIST, dry_run=True).status == "dry_run"  # reads only
     assert sandbox.store.request_count == 0
     assert run_sync(world.conn, make_client(sandbox), DEST, LIST).status == "success"  # lock released
+
+
+def test_import_jobs_are_polled_until_complete(world, tmp_path):  # noqa: F811
+    from dagster_project.activation.sandbox import Sandbox
+    from dagster_project.settings import get_settings
+
+    with Sandbox(tmp_path / "slow_jobs", get_settings().esp_specs_dir, job_polls_until_complete=3) as slow:
+        result = run_sync(world.conn, make_client(slow, upsert_batch_size=100), DEST, LIST)
+        jobs = [r for r in slow.store.requests if r[:2] == ("POST", "/api/profile-bulk-import-jobs")]
+        polls = [r for r in slow.store.requests if r[0] == "GET" and "/api/profile-bulk-import-jobs/" in r[1]]
+        assert len(polls) == 3 * len(jobs) and result.added == len(world.contactable_emails())
+        assert all(job["status"] == "complete" for job in slow.store.jobs.values())
