@@ -44,6 +44,8 @@ def load_metadata(conn, table: str, results: list[LoadResult]) -> dict[str, dg.M
                 for r in results
             )
         )
+    if any(r.quarantined for r in results):
+        metadata["quarantine_sample"] = dg.MetadataValue.md(loaders.quarantine_sample(conn, batch_ids))
     if notes:
         metadata["notes"] = dg.MetadataValue.md("\n".join(f"- {n}" for n in notes))
     return metadata

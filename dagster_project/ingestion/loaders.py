@@ -644,9 +644,21 @@ def batch_preview(conn: psycopg.Connection, table: str, batch_ids: list[str], li
     return "\n".join(lines)
 
 
-def _cell(value: Any) -> str:
+def quarantine_sample(conn: psycopg.Connection, batch_ids: list[str], limit: int = 10) -> str:
+    """A markdown table of where and why records of these batches were quarantined."""
+    rows = conn.execute(
+        "select source_location, reason from ops.quarantine where batch_id = any(%s) "
+        "order by source_location limit %s",
+        (batch_ids, limit),
+    ).fetchall()
+    lines = ["| source location | reason |", "|---|---|"]
+    lines += [f"| {_cell(location, 100)} | {_cell(reason, 160)} |" for location, reason in rows]
+    return "\n".join(lines)
+
+
+def _cell(value: Any, width: int = 60) -> str:
     if value is None:
         return ""
     text = orjson.dumps(value).decode() if isinstance(value, (dict, list)) else str(value)
     text = text.replace("|", "\\|").replace("\n", " ")
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text if len(text) <= width else text[: width - 3] + "..."

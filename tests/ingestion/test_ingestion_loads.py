@@ -181,6 +181,7 @@ def test_malformed_records_are_quarantined_with_reasons_and_counted(
     ]  # fmt: skip
     web = metadata["raw/web_events"]
     assert (web["rows_received"], web["rows_loaded"], web["rows_quarantined"]) == (7, 2, 5)
+    assert f"| {web_file}:6 | missing required key 'messageId' |" in web["quarantine_sample"]
     assert (
         metadata["raw/crm_contacts"]["rows_loaded"],
         metadata["raw/crm_contacts"]["rows_quarantined"],
