@@ -283,3 +283,34 @@ def test_changed_partition_keys_lists_new_and_rewritten_days_only(sources: Path,
     write_events(sources, "2025-01-03", web=[web_event("n", "2025-01-03")], esp=[])
     write_jsonl(sources / "esp" / "events" / f"{DAYS[0]}.jsonl", [esp_event("rewritten", DAYS[0])])
     assert changed_partition_keys(settings) == [DAYS[0], "2025-01-03"]
+
+
+def test_shop_without_primary_key_keeps_newest_version_and_quarantines_rows_without_id(
+    warehouse_url: str, shop_url: str
+) -> None:
+    """A shop table without constraints: duplicate ids fall back to staging (newest wins), null ids go
+    to quarantine, on the first load and on an incremental one."""
+    execute(
+        shop_url,
+        "create schema shop",
+        "create table shop.customers (customer_id bigint, email text, first_name text, last_name text,"
+        " phone text, accepts_marketing boolean, created_at timestamptz, updated_at timestamptz)",
+        "insert into shop.customers (customer_id, email, updated_at) values (1, 'old@x.org', '2025-01-01'),"
+        " (1, 'new@x.org', '2025-01-02'), (2, 'b@x.org', '2025-01-01'), (null, 'who@x.org', '2025-01-01')",
+    )
+    table = loaders.SHOP_TABLES["customers"]
+    with loaders.connect(warehouse_url) as conn:
+        loaders.ensure_tables(conn)
+        first = loaders.load_shop_table(conn, shop_url, table)
+        execute(shop_url, "insert into shop.customers (customer_id, updated_at) values (null, '2025-02-01')")
+        second = loaders.load_shop_table(conn, shop_url, table)
+
+    assert (first.received, first.loaded, first.quarantined, first.written) == (4, 3, 1, 2)
+    assert any("duplicate customer_ids" in note for note in first.notes)
+    assert (second.received, second.loaded, second.quarantined) == (1, 0, 1)
+    emails = dict(query(warehouse_url, "select customer_id, email from raw.shop_customers"))
+    assert emails == {1: "new@x.org", 2: "b@x.org"}
+    reasons = query(
+        warehouse_url, "select source_location, reason from ops.quarantine order by quarantined_at"
+    )
+    assert reasons == [("shop.customers:customer_id=null", "missing required column 'customer_id'")] * 2
