@@ -14,7 +14,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--host", default="127.0.0.1")
     sub.add_parser("stop", help="stop a sandbox started in the background by a sync")
-    sub.add_parser("stats", help="counts of what the sandbox holds")
+    sub.add_parser("stats", help="counts of what the sandbox holds, and a few emails to show")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,6 +39,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"sandbox state {state_dir}: {len(state['profiles'])} profiles")
         for list_id, members in sorted(state["lists"].items()):
             print(f"  list {list_id}: {len(members)} members")
+        for profile in list(state["profiles"].values())[:3]:
+            props = profile.get("properties") or {}
+            print(
+                f"  e.g. sendwise esp show {profile.get('email')}   "
+                f"(segment {props.get('sendwise_segment')!r}, "
+                f"best hour {props.get('sendwise_best_send_hour')})"
+            )
         return 0
     return show(state, args.email, as_json=args.json)
 

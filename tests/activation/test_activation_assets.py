@@ -101,6 +101,12 @@ def test_sync_and_esp_show_commands(world, home_sandbox, capsys):  # noqa: F811
         and "lists:       sendwise" in out
     )
     assert main(["esp", "show", "nobody@example.com"]) == 1
+    capsys.readouterr()
+    assert main(["esp", "stats"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"list sendwise: {len(world.contactable_emails())} members" in out and "e.g. sendwise esp show" in out
+    )
 
 
 def free_port() -> int:
