@@ -1,13 +1,15 @@
 """ML bench: send-time hit rates of the model and both baselines, segmentation ARI of KMeans and the RFM
 baseline, and run times, at 100k and 1M customers.
 
-    .venv/bin/python bench/ml.py                       # 100,000 and 1,000,000 customers
+    .venv/bin/python bench/ml.py                       # synthetic marts, 100,000 and 1,000,000 customers
     .venv/bin/python bench/ml.py --sizes 20000 --days 56
+    .venv/bin/python bench/ml.py --warehouse "$URL" --ground-truth .sendwise/world/ground_truth
 
-Data: mart-shaped frames synthesised in memory by `ml.synthetic` (fct_customer_features, dim_customers
-time zones, fct_email_events with deliveries, real and machine opens, clicks; planted archetypes and
-preferred hours). The full pipeline (world generator -> raw -> dbt -> marts) is not run here, so load and
-read times are not included; the figures time the ML itself, which is what the assets add on top.
+Default data: mart-shaped frames synthesised in memory by `ml.synthetic` (fct_customer_features,
+dim_customers time zones, fct_email_events with deliveries, real and machine opens, clicks; planted
+archetypes and preferred hours); the full pipeline (world generator -> raw -> dbt -> marts) is not run,
+so the figures time the ML itself. With --warehouse the marts built by the real pipeline are read
+(read time printed separately) and scored against that world's ground truth.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import resource
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -50,11 +53,17 @@ class Timer:
         return result
 
 
-def bench(size: int, args: argparse.Namespace) -> dict[str, float]:
-    print(
-        f"\n== {size:,} customers, {args.days} days, {args.campaigns_per_week} campaigns/week ==", flush=True
-    )
-    timer = Timer()
+@dataclass
+class Marts:
+    label: str
+    features: pd.DataFrame
+    customers: pd.DataFrame
+    events: pd.DataFrame
+    people: pd.DataFrame
+    as_of: pd.Timestamp
+
+
+def synthetic_marts(size: int, args: argparse.Namespace, timer: Timer) -> Marts:
     world = timer(
         "synthesise marts",
         synthesize_marts,
@@ -64,17 +73,41 @@ def bench(size: int, args: argparse.Namespace) -> dict[str, float]:
         campaigns_per_week=args.campaigns_per_week,
         string_keys=size <= 200_000,
     )
-    counts = world.email_events["event_type"].value_counts().to_dict()
-    machine = int(world.email_events["is_machine_open"].sum())
-    print(f"  email events: {len(world.email_events):,} {counts} (machine opens {machine:,})")
+    label = f"synthetic marts: {size:,} customers, {args.days} days, {args.campaigns_per_week} campaigns/week"
+    return Marts(label, world.features, world.customers, world.email_events, world.people, world.as_of)
+
+
+def warehouse_marts(args: argparse.Namespace, timer: Timer) -> Marts:
+    import psycopg
+
+    from dagster_project.ml import io
+
+    def read() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        with psycopg.connect(args.warehouse) as conn:
+            return io.read_features(conn), io.read_customers(conn), io.read_email_events(conn)
+
+    features, customers, events = timer("read marts (COPY)", read)
+    people = io.read_ground_truth(args.ground_truth) if args.ground_truth else None
+    if people is None:
+        raise SystemExit(f"no people.csv under {args.ground_truth}: ARI and agreement need the ground truth")
+    customers = customers.sort_values("customer_key", ignore_index=True)
+    as_of = events["event_at"].max()
+    return Marts(f"warehouse marts: {len(features):,} customers", features, customers, events, people, as_of)
+
+
+def measure(marts: Marts, args: argparse.Namespace, timer: Timer) -> dict[str, float]:
+    print(f"== {marts.label} ==", flush=True)
+    counts = marts.events["event_type"].value_counts().to_dict()
+    machine = int(marts.events["is_machine_open"].fillna(False).astype(bool).sum())
+    print(f"  email events: {len(marts.events):,} {counts} (machine opens {machine:,})")
 
     segmentation = SegmentationConfig(n_threads=args.threads)
-    segments = timer("segment (fit + assign all)", fit_segments, world.features, segmentation)
+    segments = timer("segment (fit + assign all)", fit_segments, marts.features, segmentation)
     metrics = segments.metrics
     print(
         f"  k={metrics['k']} silhouette={metrics['silhouette']:.3f} stability={metrics['stability_ari']:.3f}"
     )
-    print("  k scores:\n" + segments.k_scores.round(3).to_string(index=False).replace("\n", "\n    "))
+    print("  k scores:\n    " + segments.k_scores.round(3).to_string(index=False).replace("\n", "\n    "))
     print(
         "  "
         + ", ".join(
@@ -82,35 +115,33 @@ def bench(size: int, args: argparse.Namespace) -> dict[str, float]:
             for name, size in zip(segments.profiles["segment_name"], segments.profiles["size"], strict=True)
         )
     )
-    truth = truth_by_customer(world.people, world.customers)
-    quality = segmentation_quality(segments.assignments, world.features, truth)
+    truth = truth_by_customer(marts.people, marts.customers)
+    quality = segmentation_quality(segments.assignments, marts.features, truth)
     print(
         f"  ARI vs archetypes: KMeans {quality['ari_kmeans']:.3f}"
         f"   RFM-quintile baseline {quality['ari_rfm_baseline']:.3f}"
     )
 
     send = SendTimeConfig()
-    engagement = timer(
-        "send time: prepare events", prepare_engagement, world.email_events, world.customers, send
-    )
+    engagement = timer("send time: prepare events", prepare_engagement, marts.events, marts.customers, send)
     fitted = timer(
-        "send time: fit + predict", fit_send_time, engagement, world.customers, segments.assignments, send
+        "send time: fit + predict", fit_send_time, engagement, marts.customers, segments.assignments, send
     )
     timer(
         "send time: next UTC slots",
         next_send_slots,
         fitted.predictions["best_hour_of_week"].to_numpy(),
-        world.customers["timezone"],
-        world.as_of,
+        marts.customers["timezone"],
+        marts.as_of,
     )
     print(f"  source levels: {fitted.model.metrics['source_levels']}")
     backtest = timer(
         "send time: backtest",
         backtest_send_time,
         engagement,
-        world.customers,
+        marts.customers,
         segments.assignments,
-        world.as_of,
+        marts.as_of,
         send,
         BacktestConfig(test_days=args.test_days),
     )
@@ -120,21 +151,16 @@ def bench(size: int, args: argparse.Namespace) -> dict[str, float]:
     print(f"  backtest (cut-off {backtest['cutoff']}, test responses {backtest['test_responses']:,}):")
     print("    " + table.round(4).to_string().replace("\n", "\n    "))
     agreement = ground_truth_agreement(backtest["predictions"], engagement.customer_keys, truth)
-    print(f"  ground truth within +/-1 h (fit before cut-off): {agreement}")
+    print(f"  ground truth within +/-1 h (fit before cut-off): {agreement}\n")
+    methods = ("model", "user_most_frequent_hour", "global_best_hour")
     return {
-        "customers": size,
+        "customers": len(marts.features),
         "segment_s": timer.times["segment (fit + assign all)"],
         "send_time_s": timer.times["send time: prepare events"] + timer.times["send time: fit + predict"],
         "ari_kmeans": quality["ari_kmeans"],
         "ari_rfm": quality["ari_rfm_baseline"],
-        **{
-            f"{m}_1h": backtest["summary"][f"{m}.all.hit_rate_1h"]
-            for m in ("model", "user_most_frequent_hour", "global_best_hour")
-        },
-        **{
-            f"{m}_lt5_1h": backtest["summary"][f"{m}.lt5_past.hit_rate_1h"]
-            for m in ("model", "user_most_frequent_hour", "global_best_hour")
-        },
+        **{f"{m}_1h": backtest["summary"][f"{m}.all.hit_rate_1h"] for m in methods},
+        **{f"{m}_lt5_1h": backtest["summary"][f"{m}.lt5_past.hit_rate_1h"] for m in methods},
     }
 
 
@@ -146,10 +172,18 @@ def main() -> int:
     parser.add_argument("--test-days", type=int, default=21)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1, help="OpenMP threads for KMeans")
+    parser.add_argument("--warehouse", help="read the real pipeline's marts from this Postgres URL instead")
+    parser.add_argument("--ground-truth", type=Path, help="with --warehouse: the world's ground_truth folder")
     args = parser.parse_args()
-    print(__doc__.split("\n\n")[2].replace("\n", " "))
-    rows = [bench(size, args) for size in args.sizes]
-    print("\n== summary ==")
+    if args.warehouse:
+        rows = [measure(warehouse_marts(args, timer := Timer()), args, timer)]
+    else:
+        print("Data: synthetic marts (ml.synthetic); the full pipeline is not run.\n")
+        rows = []
+        for size in args.sizes:
+            timer = Timer()
+            rows.append(measure(synthetic_marts(size, args, timer), args, timer))
+    print("== summary ==")
     print(pd.DataFrame(rows).round(4).to_string(index=False))
     return 0
 
