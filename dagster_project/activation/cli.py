@@ -15,6 +15,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--batch-size", type=int, default=None, help="profiles per ESP request (default: API max)"
     )
     parser.add_argument(
+        "--reconcile",
+        action="store_true",
+        help="first compare the ESP list with Sendwise's intent (members read from the ESP) and repair it",
+    )
+    parser.add_argument(
         "--full-resync", action="store_true", help="push every contactable profile again, changed or not"
     )
 
@@ -41,6 +46,14 @@ def run(args: argparse.Namespace) -> int:
     )
     status = 0
     with psycopg.connect(libpq_url(url)) as conn:
+        if args.reconcile and client is not None:
+            from dagster_project.activation.sync import reconcile
+
+            repaired = reconcile(conn, client, target.destination, target.list_id, args.marts_schema)
+            print(
+                f"reconcile: {repaired.members} list members in the ESP, {repaired.extra_removed} removed "
+                f"(not intended), {repaired.missing_forgotten} missing (will be re-added)"
+            )
         if not args.audiences_only:
             result = run_sync(
                 conn,

@@ -213,6 +213,10 @@ class EspClient(ABC):
     def remove_from_list(self, records: Sequence[ProfileRecord], list_id: str) -> list[RecordOutcome]:
         """Take the profiles out of `list_id` (the profiles themselves stay in the ESP)."""
 
+    def list_member_emails(self, list_id: str) -> set[str]:
+        """Emails (lower case) of every member of `list_id`, read from the ESP (for reconciliation)."""
+        raise NotImplementedError(f"{self.name}: reading list members is not implemented")
+
     def add_to_audience(self, records: Sequence[ProfileRecord], audience_id: str) -> list[RecordOutcome]:
         """Make the profiles members of a campaign audience (Klaviyo: a list; Mailchimp: a tag)."""
         return self.upsert_profiles(records, audience_id)

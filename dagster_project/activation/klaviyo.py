@@ -168,6 +168,17 @@ class KlaviyoClient(EspClient):
             )
         return [RecordOutcome(r.customer_key, r.email, "ok") for r in records]
 
+    def list_member_emails(self, list_id: str) -> set[str]:
+        emails: set[str] = set()
+        path: str | None = f"/api/lists/{list_id}/profiles"
+        params: dict[str, Any] | None = {"fields[profile]": "email", "page[size]": MAX_PROFILES_PAGE}
+        while path:
+            document = self._call("GET", path, params=params).json()
+            emails.update((p["attributes"].get("email") or "").lower() for p in document.get("data", []))
+            path, params = _next_page(document)
+        emails.discard("")
+        return emails
+
     def profile_ids(self, emails: Sequence[str]) -> dict[str, str]:
         """email (lower case) -> Klaviyo profile id, for the emails that have a profile."""
         found: dict[str, str] = {}

@@ -114,6 +114,25 @@ class MailchimpClient(EspClient):
                 outcomes.append(RecordOutcome(record.customer_key, record.email, "ok"))
         return outcomes
 
+    def list_member_emails(self, list_id: str) -> set[str]:
+        emails: set[str] = set()
+        offset, page = 0, 1000
+        while True:
+            document = self.session.request(
+                "GET",
+                f"/lists/{list_id}/members",
+                params={
+                    "fields": "members.email_address,total_items",
+                    "count": page,
+                    "offset": offset,
+                    "status": "subscribed",
+                },
+            ).json()
+            emails.update(m["email_address"].lower() for m in document.get("members", []))
+            offset += page
+            if offset >= document.get("total_items", 0):
+                return emails
+
     def add_to_audience(self, records: Sequence[ProfileRecord], audience_id: str) -> list[RecordOutcome]:
         """Campaign audiences are tags on members of the configured audience (`self.list_id`)."""
         tags = {"tags": [{"name": f"sendwise-audience: {audience_id}", "status": "active"}]}

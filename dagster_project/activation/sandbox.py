@@ -381,6 +381,11 @@ class SandboxApp:
             if method == "GET":
                 raise ValueError("listing list members is not supported by the sandbox")
             return 204, self.change_membership(match.group(1), method, document)
+        if (match := re.fullmatch(r"/api/lists/([^/]+)/profiles", path)) and method == "GET":
+            with self.store.lock:
+                members = list(self.store.lists.get(match.group(1), {}))
+                resources = [_profile_resource(self.store.profiles[i]) for i in members]
+            return 200, _page(resources, query, base_url, path, default_size=20)
         if path == "/api/profiles" and method == "GET":
             return 200, self.query_profiles(query)
         if path == "/api/metrics" and method == "GET":

@@ -80,6 +80,7 @@ class SyncPlan:
     unchanged: int = 0
     not_contactable: int = 0
     hashes: dict[str, str] = field(default_factory=dict)
+    pushed_emails: set[str] = field(default_factory=set)
 
     @property
     def planned(self) -> int:
@@ -252,7 +253,7 @@ def plan_sync(
     """What to add, update and remove so that the ESP list holds exactly the contactable customers.
     `full_resync` pushes every contactable customer again (e.g. after the ESP side lost data)."""
     plan = SyncPlan()
-    pushed_emails: set[str] = set()
+    pushed_emails = plan.pushed_emails
     psycopg.types.json.set_json_loads(orjson.loads, conn)  # 5x faster than json.loads on this path
     rows = conn.execute(
         desired_profiles_sql(conn, marts_schema),
@@ -504,3 +505,38 @@ def _count_problems(result: SyncResult, outcomes: Sequence[RecordOutcome]) -> No
         elif outcome.status == "failed":
             result.failed += 1
             result.problems.append(outcome)
+
+
+@dataclass
+class ReconcileResult:
+    members: int
+    extra_removed: int
+    missing_forgotten: int
+
+
+def reconcile(
+    conn: psycopg.Connection, client: EspClient, destination: str, list_id: str, marts_schema: str = "marts"
+) -> ReconcileResult:
+    """Compare the ESP list with what Sendwise intends, for when one side lost track (e.g. a rebuilt
+    warehouse, a list edited by hand): members Sendwise would not push are removed from the list, and
+    synced customers missing from it lose their state so that the next sync adds them again."""
+    ensure_tables(conn)
+    _lock_destination(conn, destination)
+    try:
+        members = client.list_member_emails(list_id)
+        intended = plan_sync(conn, destination, list_id, marts_schema).pushed_emails
+        extras = sorted(members - intended)
+        removed = 0
+        for chunk in chunked([ProfileRecord("(not in Sendwise)", email) for email in extras], 1_000):
+            removed += sum(o.status == "ok" for o in client.remove_from_list(chunk, list_id))
+        missing = [key for key, email in load_state(conn, destination).items() if email not in members]
+        conn.execute(
+            "delete from activation.esp_sync_state where destination = %s and customer_key = any(%s)",
+            (destination, missing),
+        )
+        conn.commit()
+        return ReconcileResult(len(members), removed, len(missing))
+    finally:
+        conn.rollback()
+        conn.execute("select pg_advisory_unlock(hashtext(%s))", (destination,))
+        conn.commit()

@@ -85,6 +85,10 @@ def test_sync_and_esp_show_commands(world, home_sandbox, capsys):  # noqa: F811
     assert main(["sync"]) == 0
     out = capsys.readouterr().out
     assert f"added={len(world.contactable_emails())}" in out
+    assert main(["sync", "--reconcile", "--profiles-only"]) == 0
+    out = capsys.readouterr().out
+    assert f"reconcile: {len(world.contactable_emails())} list members in the ESP, 0 removed" in out
+    assert "planned=0" in out
 
     email = sorted(world.contactable_emails())[0]
     key = world.conn.execute(

@@ -59,6 +59,8 @@ def test_every_klaviyo_request_conforms_to_the_spec(world, sandbox):  # noqa: F8
     sandbox.store.add_event("Opened Email", "person1@example.com", "2025-12-31T23:00:00+00:00", {})
     sandbox.store.add_event("Opened Email", "person2@example.com", "2026-06-02T10:00:00+00:00", {})
     events = extract_klaviyo_events(client, since=datetime(2026, 1, 1, tzinfo=UTC))
+    members = client.list_member_emails("sendwise")
+    assert members == world.contactable_emails() - {rejected}  # the ESP still refuses that one
     paged = list(client.iter_events(since=datetime(2026, 1, 1, tzinfo=UTC), page_size=1))  # cursor pages
     assert [e["event_id"] for e in paged] == [e["event_id"] for e in events]
 
@@ -79,6 +81,7 @@ def test_every_klaviyo_request_conforms_to_the_spec(world, sandbox):  # noqa: F8
         "DELETE /api/lists/{id}/relationships/profiles",
         "GET /api/metrics",
         "GET /api/events",
+        "GET /api/lists/{id}/profiles",
     }
     assert sorted(e["event_type"] for e in events) == ["click", "open", "open"]  # not the 2025 one
     click = next(e for e in events if e["event_type"] == "click")
@@ -190,6 +193,12 @@ class FakeMailchimp:
                     "error_count": len(errors),
                 },
             )
+        if path.endswith("/members") and request.method == "GET":
+            offset = int(request.url.params["offset"])
+            members = [
+                {"email_address": f"member{i}@example.com"} for i in range(offset, min(offset + 1000, 1500))
+            ]
+            return httpx.Response(200, json={"members": members, "total_items": 1500})
         if path.endswith("/tags") or request.method == "DELETE":
             return httpx.Response(204)
         return httpx.Response(404, json={"detail": f"not faked: {request.method} {path}"})
@@ -224,6 +233,7 @@ def test_every_mailchimp_request_conforms_to_the_spec():
     outcomes = client.upsert_profiles(records, "aud123")
     client.add_to_audience(records[:3], "sendwise-vip-welcome")
     client.remove_from_list(records[:2], "aud123")
+    assert len(client.list_member_emails("aud123")) == 1500
     assert fake.violations == []
     assert fake.batch_sizes == [500, 500, 100]
     assert sorted(fake.created_merge_fields) == ["SW_ENGAGE", "SW_HOUR", "SW_LTV", "SW_NEXT"]

@@ -314,3 +314,21 @@ def test_import_jobs_are_polled_until_complete(world, tmp_path):  # noqa: F811
         polls = [r for r in slow.store.requests if r[0] == "GET" and "/api/profile-bulk-import-jobs/" in r[1]]
         assert len(polls) == 3 * len(jobs) and result.added == len(world.contactable_emails())
         assert all(job["status"] == "complete" for job in slow.store.jobs.values())
+
+
+def test_reconcile_repairs_a_list_edited_behind_sendwises_back(world, sandbox):  # noqa: F811
+    from dagster_project.activation.sync import reconcile
+
+    run_sync(world.conn, make_client(sandbox), DEST, LIST)
+    members = sandbox.store.lists[LIST]
+    stranger = sandbox.store.upsert_profile({"email": "stranger@example.com"})
+    blocked_key = sorted(world.not_contactable)[0]
+    blocked = sandbox.store.upsert_profile({"email": "blocked@example.com", "external_id": blocked_key})
+    members.update({stranger: None, blocked: None})  # added by hand in the ESP
+    dropped = next(iter(members))
+    members.pop(dropped)  # removed by hand in the ESP
+    assert run_sync(world.conn, make_client(sandbox), DEST, LIST).plan.planned == 0  # the diff cannot see it
+    result = reconcile(world.conn, make_client(sandbox), DEST, LIST)
+    assert (result.extra_removed, result.missing_forgotten) == (2, 1)
+    assert run_sync(world.conn, make_client(sandbox), DEST, LIST).added == 1
+    assert_exact_state(world, sandbox)
