@@ -67,7 +67,7 @@ def _quintiles(values: np.ndarray) -> np.ndarray:
 
 def test_kmeans_recovers_archetypes_better_than_rfm_quintiles(pg_server, tmp_path):
     shop_url = new_database(pg_server)
-    make_world(tmp_path, shop_url, customers=1000, days=21)
+    make_world(tmp_path, shop_url, customers=800, days=14)
     labels, features, rfm = _features(tmp_path, shop_url)
     clusters = KMeans(6, n_init=10, random_state=0).fit_predict(StandardScaler().fit_transform(features))
     rfm_cells = _quintiles(rfm[:, 0]) * 25 + _quintiles(rfm[:, 1]) * 5 + _quintiles(rfm[:, 2])
