@@ -90,7 +90,8 @@ def read_frame(
     frame = pd.read_csv(
         buffer,
         dtype={name: "object" for name in text_columns},
-        keep_default_na=True,
+        keep_default_na=False,  # only empty fields are NULL: a text value "NA" or "null" stays text
+        na_values=[""],
         low_memory=False,
     )
     for name in time_columns:

@@ -155,3 +155,22 @@ def test_ml_segment_ids_survive_a_changed_dataset(warehouse_url: str, marts):
     assert metrics["moved_customers"] == int((both["segment_id_before"] != both["segment_id_after"]).sum())
     # matched ids: nearly everyone keeps their segment id
     assert metrics["moved_customers"] < 0.1 * len(both)
+
+
+def test_ml_read_frame_types_text_nulls_times_and_booleans(warehouse_url: str):
+    import psycopg
+
+    from dagster_project.ml import io
+
+    with psycopg.connect(warehouse_url) as conn:
+        conn.execute(
+            "create table t as select * from (values ('NA', 1.5, timestamptz '2026-11-02 10:00+01', true), "
+            "(null, null, null, false)) v(key, amount, at, flag)"
+        )
+        frame = io.read_frame(
+            conn, "select * from t where amount is distinct from %s", (0,), ("key",), ("at",), ("flag",)
+        )
+    assert frame["key"].tolist()[0] == "NA" and pd.isna(frame["key"].tolist()[1])
+    assert frame["at"].iloc[0] == pd.Timestamp("2026-11-02T09:00Z") and pd.isna(frame["at"].iloc[1])
+    assert frame["flag"].tolist() == [True, False]
+    assert frame["amount"].iloc[0] == 1.5 and pd.isna(frame["amount"].iloc[1])
