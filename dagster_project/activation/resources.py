@@ -71,10 +71,16 @@ def _free_port(preferred: int) -> int:
         return probe.getsockname()[1]
 
 
-def sandbox_command(port: int, state_dir: Path, specs_dir: Path | None) -> list[str]:
-    """The command line that runs the sandbox server (validating against specs_dir when it exists)."""
+SANDBOX_IDLE_EXIT_SECONDS = 900
+
+
+def sandbox_command(
+    port: int, state_dir: Path, specs_dir: Path | None, idle_exit: float = SANDBOX_IDLE_EXIT_SECONDS
+) -> list[str]:
+    """The command line that runs the sandbox server (validating against specs_dir when it exists);
+    it stops by itself after `idle_exit` seconds without a request (the next sync starts it again)."""
     command = [sys.executable, "-m", "dagster_project.activation.sandbox", "--port", str(port)]
-    command += ["--state-dir", str(state_dir)]
+    command += ["--state-dir", str(state_dir), "--idle-exit", str(idle_exit)]
     if specs_dir is not None and specs_dir.exists():
         command += ["--specs-dir", str(specs_dir)]
     return command

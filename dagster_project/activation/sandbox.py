@@ -247,6 +247,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         )
 
     def _handle(self, method: str) -> None:
+        self.server.last_activity = time.monotonic()
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         parts = urlsplit(self.path)
@@ -577,6 +578,7 @@ class SandboxHTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], app: SandboxApp):
         super().__init__(address, SandboxHandler)
         self.app = app
+        self.last_activity = time.monotonic()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         error = sys.exc_info()[1]
@@ -632,6 +634,13 @@ def read_state(state_dir: Path) -> dict[str, Any]:
     return orjson.loads(path.read_bytes()) if path.exists() else {"profiles": {}, "lists": {}}
 
 
+def _exit_when_idle(server: SandboxHTTPServer, idle_seconds: float) -> None:
+    """Background sandboxes (started by a sync) go away by themselves; their state file stays."""
+    while time.monotonic() - server.last_activity < idle_seconds:
+        time.sleep(min(idle_seconds, 5.0))
+    server.shutdown()
+
+
 def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt  # SIGTERM stops serve_forever like Ctrl-C (and removes the pid file)
 
@@ -642,6 +651,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--specs-dir", type=Path, default=None)
+    parser.add_argument(
+        "--idle-exit", type=float, default=0, help="stop after this many seconds without a request (0: never)"
+    )
     args = parser.parse_args(argv)
     sandbox = Sandbox(args.state_dir, args.specs_dir, args.host, args.port)
     args.state_dir.mkdir(parents=True, exist_ok=True)
@@ -653,6 +665,8 @@ def main(argv: list[str] | None = None) -> int:
         f"ESP sandbox on {sandbox.url} (state {args.state_dir}, validating: {sandbox.app.validation_source})",
         flush=True,
     )
+    if args.idle_exit > 0:
+        threading.Thread(target=_exit_when_idle, args=(sandbox.server, args.idle_exit), daemon=True).start()
     try:
         sandbox.server.serve_forever()
     except KeyboardInterrupt:
