@@ -341,3 +341,12 @@ def test_analyst_role_reads_marts_but_not_raw_or_pii(hand_world_url):
     ):
         with pytest.raises(psycopg2.errors.InsufficientPrivilege):
             query(analyst_url, forbidden)
+
+
+def test_docs_generate_offline_into_one_self_contained_page(hand_world_url: str, tmp_path):
+    from dagster_project.dbt.project import run_dbt
+
+    run_dbt(["docs", "generate", "--static"], hand_world_url, target_path=tmp_path)
+    page = (tmp_path / "static_index.html").read_text()
+    assert "fct_customer_features" in page and "unified customer profile" in page
+    assert 'src="http' not in page  # nothing fetched from the internet when opened

@@ -60,25 +60,10 @@ source_records as (
     select
         record_keys.customer_key,
         string_agg(distinct
-            case record_keys.record_type
-                when 'crm_contact_id' then 'crm'
-                when 'shop_customer_id' then 'ecommerce'
-                when 'esp_profile_id' then 'email_service'
-                when 'anonymous_id' then 'website'
-            end, ',' order by
-            case record_keys.record_type
-                when 'crm_contact_id' then 'crm'
-                when 'shop_customer_id' then 'ecommerce'
-                when 'esp_profile_id' then 'email_service'
-                when 'anonymous_id' then 'website'
-            end) as source_systems,
+            {{ source_of_record_type('record_keys.record_type') }}, ',' order by
+            {{ source_of_record_type('record_keys.record_type') }}) as source_systems,
         count(distinct
-            case record_keys.record_type
-                when 'crm_contact_id' then 'crm'
-                when 'shop_customer_id' then 'ecommerce'
-                when 'esp_profile_id' then 'email_service'
-                when 'anonymous_id' then 'website'
-            end) as source_system_count,
+            {{ source_of_record_type('record_keys.record_type') }}) as source_system_count,
         (array_agg(crm.crm_contact_id order by crm.updated_at desc, crm.crm_contact_id)
             filter (where crm.crm_contact_id is not null))[1] as crm_contact_id,
         min(shop.customer_id) as shop_customer_id,

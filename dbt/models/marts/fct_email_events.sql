@@ -3,7 +3,7 @@
         materialized='incremental',
         unique_key='email_event_id',
         incremental_strategy='delete+insert',
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
         indexes=[{'columns': ['email_event_id'], 'unique': True}, {'columns': ['customer_key']}],
     )
 }}

@@ -3,7 +3,7 @@
     version, a component keeps the oldest key its identifiers had, keys retired by a merge are recorded in
     int_identity__key_history. A brand-new component gets a key derived from its earliest identifier, so
     a from-scratch rebuild gives the same keys as incremental runs did (the older key is the earliest). -#}
-{%- set previous = adapter.get_relation(database=this.database, schema=this.schema, identifier=this.identifier) %}
+{%- set previous = previous_version() %}
 
 with components as (
     select * from {{ ref('int_identity__components') }}
@@ -14,7 +14,7 @@ checks as (
 ),
 
 previous_keys as (
-    {%- if previous is not none and not flags.FULL_REFRESH %}
+    {%- if previous is not none %}
     select identifier_type, identifier_value, customer_key, key_first_seen_at, previous_customer_key
     from {{ previous }}
     where customer_key is not null

@@ -1,7 +1,7 @@
 {#- Retired customer keys and the key that replaced them (when two known people turn out to be one, the
     older key survives). Accumulates across runs: reads its own previous version; chains are collapsed so
     surviving_key is always a live key. -#}
-{%- set previous = adapter.get_relation(database=this.database, schema=this.schema, identifier=this.identifier) %}
+{%- set previous = previous_version() %}
 
 with identifiers as (
     select * from {{ ref('int_identity__identifiers') }}
@@ -16,7 +16,7 @@ live_keys as (
 ),
 
 previous_history as (
-    {%- if previous is not none and not flags.FULL_REFRESH %}
+    {%- if previous is not none %}
     select retired_key, surviving_key, retired_at from {{ previous }}
     {%- else %}
     select null::text as retired_key, null::text as surviving_key, null::timestamptz as retired_at

@@ -3,7 +3,7 @@
         materialized='incremental',
         unique_key='event_id',
         incremental_strategy='append',
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
         indexes=[{'columns': ['event_id'], 'unique': True}, {'columns': ['esp_profile_id', 'message_id']}],
     )
 }}

@@ -3,7 +3,7 @@
         materialized='incremental',
         unique_key='message_id',
         incremental_strategy='append',
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
         indexes=[{'columns': ['message_id'], 'unique': True}, {'columns': ['anonymous_id']}],
     )
 }}
