@@ -2,11 +2,11 @@
     int_identity__identifier_checks); each source record links its own id to its other usable identifiers.
     Stitching is transitive: two records sharing any usable identifier, directly or through a chain, end
     up in one component. -#}
-with observations as (
+with observations as not materialized (
     select * from {{ ref('int_identity__observations') }}
 ),
 
-checks as (
+checks as not materialized (
     select * from {{ ref('int_identity__identifier_checks') }}
 ),
 

@@ -2,7 +2,7 @@
     blocked (built-in rules or the identity_blocklist seed), malformed, or shared by more source records of
     one kind than var identity_max_records_per_identifier (the over-merge guard; for anonymousIds: more
     than one shop user or email, i.e. a shared device). Record ids themselves are never excluded. -#}
-with observations as (
+with observations as not materialized (
     select * from {{ ref('int_identity__observations') }}
 ),
 
