@@ -15,7 +15,7 @@ from dagster_project.synthetic import randomness, vocab
 from dagster_project.synthetic.clock import DAY_MS, iso, iso_one
 from dagster_project.synthetic.context import Day, Population
 from dagster_project.synthetic.state import WorldState
-from dagster_project.synthetic.traits import COUNTRY_CODES, EMAIL_ONLY, TIMEZONES, phone_digits
+from dagster_project.synthetic.traits import COUNTRY_CODES, EMAIL_ONLY, TIMEZONES, People, phone_digits
 
 STAGES = ("subscriber", "lead", "customer", "churned")
 SUBSCRIBER, LEAD, CUSTOMER, CHURNED = range(4)
@@ -119,7 +119,7 @@ def _contact(
     else:
         phone = f"+{COUNTRY_CODES[people.timezone[person]]}{phone_digits(people, person, version)}"
     return {
-        "id": f"crm-{slot + 1:07d}",
+        "id": People.contact_id(slot),
         "email": _contact_email(population, slot, person),
         "first_name": None if style == 3 else first,
         "last_name": None if style == 3 else last,

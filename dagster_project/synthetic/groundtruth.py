@@ -38,7 +38,7 @@ def write_people(population: Population, state: WorldState, folder: Path) -> int
     contacts: dict[int, list[str]] = {}
     written = np.flatnonzero(state.contact_written)
     for slot, owner in zip(written.tolist(), people.contact_person(written).tolist(), strict=True):
-        contacts.setdefault(owner, []).append(f"crm-{slot + 1:07d}")
+        contacts.setdefault(owner, []).append(people.contact_id(slot))
     anonymous: dict[int, list[str]] = {}
     for device in range(8):
         owners = np.flatnonzero((state.devices_seen >> device) & 1)

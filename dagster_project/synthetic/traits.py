@@ -310,10 +310,6 @@ class People:
         return len(self.archetype)
 
     @property
-    def is_test(self) -> np.ndarray:
-        return self.archetype == TEST
-
-    @property
     def contacts(self) -> int:
         """Number of CRM contact slots: one per person (maybe unused) plus the duplicates."""
         return self.size + len(self.dup_person)
@@ -321,8 +317,9 @@ class People:
     def customer_ids(self, people: np.ndarray) -> np.ndarray:
         return FIRST_CUSTOMER_ID + np.asarray(people, dtype=np.int64)
 
-    def contact_ids(self, contacts: np.ndarray) -> list[str]:
-        return [f"crm-{c + 1:07d}" for c in np.asarray(contacts).tolist()]
+    @staticmethod
+    def contact_id(slot: int) -> str:
+        return f"crm-{slot + 1:07d}"
 
     def contact_person(self, contacts: np.ndarray) -> np.ndarray:
         contacts = np.asarray(contacts, dtype=np.int64)
