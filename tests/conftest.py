@@ -33,7 +33,7 @@ def pg_server() -> Iterator[str]:
     try:
         yield server.url("postgres")
     finally:
-        embedded.stop(data_dir)
+        embedded.stop(data_dir, mode="immediate")  # the data is thrown away next
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -6,8 +6,6 @@ import dagster as dg
 
 from dagster_project.automation.jobs import build_everything_job, ingest_events_job
 
-EVENT_ASSET_KEY = dg.AssetKey(["raw", "web_events"])
-
 
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.SUCCESS,
@@ -24,14 +22,24 @@ def build_after_event_load(context: dg.RunStatusSensorContext):
     job=ingest_events_job,
     minimum_interval_seconds=300,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Requests a load for every day whose event file exists but has never been loaded.",
+    description="Requests a load for every day whose event file is new or changed since it was loaded.",
 )
-def unloaded_event_files(context: dg.SensorEvaluationContext):
-    from dagster_project.ingestion.partitions import available_partition_keys
+def unloaded_event_files(_context: dg.SensorEvaluationContext):
+    # Files and ops.load_state decide, not Dagster's materializations: a day materialized before its
+    # file arrived (0 rows) must still be loaded when the file shows up.
+    from dagster_project.ingestion.loaders import EVENT_STREAMS
+    from dagster_project.ingestion.partitions import changed_partition_keys
+    from dagster_project.ingestion.sources import event_file, file_fingerprint
     from dagster_project.settings import get_settings
 
-    loaded = context.instance.get_materialized_partitions(EVENT_ASSET_KEY)
-    missing = [day for day in available_partition_keys(get_settings()) if day not in loaded]
-    if not missing:
-        return dg.SkipReason("every event file present has been loaded")
-    return [dg.RunRequest(run_key=f"events-{day}", partition_key=day) for day in missing]
+    settings = get_settings()
+    changed = changed_partition_keys(settings)
+    if not changed:
+        return dg.SkipReason("no event file is new or changed since it was loaded")
+
+    def run_key(day: str) -> str:
+        # One run per version of the day's files: a file rewritten later gets a new run.
+        paths = (event_file(settings.source_dir, stream.folder, day) for stream in EVENT_STREAMS.values())
+        return f"events-{day}-" + "-".join(file_fingerprint(p) for p in paths if p.exists())
+
+    return [dg.RunRequest(run_key=run_key(day), partition_key=day) for day in changed]

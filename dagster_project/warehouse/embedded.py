@@ -92,14 +92,18 @@ def start(data_dir: Path) -> ServerStatus:
     return status(data_dir)
 
 
-def stop(data_dir: Path) -> bool:
-    """Stop the server; returns False when it was not running."""
+def stop(data_dir: Path, mode: str = "fast") -> bool:
+    """Stop the server; returns False when it was not running.
+
+    `mode` is pg_ctl's: "fast" (checkpoint, then stop) or "immediate" (no checkpoint: for throwaway
+    servers such as the tests', whose data is deleted right after).
+    """
     current = status(data_dir)
     if not current.running:
         return False
     from pgserver._commands import pg_ctl
 
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=current.data_dir, user=_system_user())
+    pg_ctl(["-w", "-m", mode, "stop"], pgdata=current.data_dir, user=_system_user())
     return True
 
 
