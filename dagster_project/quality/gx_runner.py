@@ -26,7 +26,13 @@ from urllib.parse import urlparse
 import sqlalchemy as sa
 
 from dagster_project.quality import report, results
-from dagster_project.quality.suites import ExpectationSpec, SuiteSpec, load_suites
+from dagster_project.quality.suites import (
+    LOAD_LOG_KINDS,
+    TABLE_LEVEL_KINDS,
+    ExpectationSpec,
+    SuiteSpec,
+    load_suites,
+)
 from dagster_project.settings import Settings
 from dagster_project.warehouse import connection
 
@@ -163,6 +169,7 @@ class SuiteValidator:
         self.engine = connection.create_engine(warehouse_url)
         results.ensure_tables(self.engine)
         self._prepared: dict[tuple[str, bool], list] = {}
+        self._references: dict[str, tuple[datetime, str]] = {}
 
     def close(self) -> None:
         self.engine.dispose()
@@ -181,7 +188,7 @@ class SuiteValidator:
             return self._finish(spec, run_id, validated_at, started, outcomes, None, None, build_docs)
 
         parameters, notes = self._parameters(spec, run_id)
-        quarantine_specs = [e for e in spec.expectations if e.kind in ("quarantine_share", "loads_balanced")]
+        quarantine_specs = [e for e in spec.expectations if e.kind in LOAD_LOG_KINDS]
         quarantine_note = self._quarantine_missing(spec) if quarantine_specs else None
         checkpoints = self._checkpoints(
             spec, with_load_log=bool(quarantine_specs) and quarantine_note is None
@@ -228,13 +235,25 @@ class SuiteValidator:
         if cache_key in self._prepared:
             return self._prepared[cache_key]
         data_source = _data_source(self.context, self.warehouse_url)
-        table_specs = [e for e in spec.expectations if e.kind not in ("quarantine_share", "loads_balanced")]
+        table_specs = [e for e in spec.expectations if e.kind not in LOAD_LOG_KINDS]
         batch = _batch_definition(
             data_source,
             spec.name,
             lambda: data_source.add_table_asset(spec.name, table_name=spec.table, schema_name=spec.schema),
         )
-        parts = [(spec.name, batch, table_specs, spec.key)]
+        if spec.window_column:
+            # Big event tables: row-level expectations on the newest partitions only (what daily loads
+            # add or replace); row count and freshness still on the whole table.
+            window = f"{spec.name}__window"
+            window_batch = _batch_definition(
+                data_source, window, lambda: data_source.add_query_asset(window, query=spec.row_level_sql)
+            )
+            parts = [
+                (window, window_batch, [e for e in table_specs if e.kind not in TABLE_LEVEL_KINDS], spec.key),
+                (spec.name, batch, [e for e in table_specs if e.kind in TABLE_LEVEL_KINDS], ()),
+            ]
+        else:
+            parts = [(spec.name, batch, table_specs, spec.key)]
         if with_load_log:
             name = f"{spec.name}__load_log"
             batch = _batch_definition(
@@ -242,10 +261,10 @@ class SuiteValidator:
                 name,
                 lambda: data_source.add_query_asset(name, query=_load_log_query(spec.quarantine_stream)),
             )
-            load_specs = [e for e in spec.expectations if e.kind in ("quarantine_share", "loads_balanced")]
+            load_specs = [e for e in spec.expectations if e.kind in LOAD_LOG_KINDS]
             parts.append((name, batch, load_specs, ("batch_id",)))
         checkpoints = []
-        for name, batch, specs, index_columns in parts:
+        for name, batch, specs, index_columns in (part for part in parts if part[2]):
             checkpoints.append(
                 self.context.checkpoints.add_or_update(
                     gx.Checkpoint(
@@ -311,7 +330,9 @@ class SuiteValidator:
                 else "first run: no previous count"
             )
         if spec.freshness_column:
-            reference, how = self._freshness_reference()
+            if run_id not in self._references:  # one reference time per run (scans the event tables)
+                self._references[run_id] = self._freshness_reference()
+            reference, how = self._references[run_id]
             parameters["freshness_floor"] = reference - timedelta(hours=spec.freshness_max_age_hours or 0)
             notes["newest_event_is_fresh"] = f"reference time {reference.isoformat()} ({how})"
         if spec.quarantine_stream:
@@ -390,7 +411,9 @@ class SuiteValidator:
         )
 
     def _unexpected_rows_sample(self, expectation: ExpectationSpec, spec: SuiteSpec) -> list[dict[str, Any]]:
-        query = expectation.kwargs["unexpected_rows_query"].replace("{batch}", spec.qualified_table)
+        query = expectation.kwargs["unexpected_rows_query"].replace(
+            "{batch}", f"({spec.row_level_sql}) batch"
+        )
         with self.engine.connect() as conn:
             rows = conn.execute(sa.text(f"select * from ({query}) unexpected limit {SAMPLE_SIZE}")).mappings()
             return [_plain(dict(r)) for r in rows]

@@ -22,6 +22,8 @@ SEVERITIES = ("error", "warn")
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
 _RESERVED = {"check", "expect", "severity", "description", "where"}
 
+TABLE_LEVEL_KINDS = ("row_count", "freshness")
+LOAD_LOG_KINDS = ("quarantine_share", "loads_balanced")
 ROW_COUNT_CHECK = "row_count_vs_previous_run"
 FRESHNESS_CHECK = "newest_event_is_fresh"
 QUARANTINE_SHARE_CHECK = "quarantine_share"
@@ -64,11 +66,25 @@ class SuiteSpec:
     freshness_max_age_hours: float | None = None
     quarantine_stream: str | None = None
     quarantine_max_share: float | None = None
+    window_column: str | None = None
+    """Row-level checks look at the newest `window_days` values of this (indexed) date column only."""
+    window_days: int | None = None
     source_file: Path = field(default=Path("."), compare=False)
 
     @property
     def qualified_table(self) -> str:
         return f"{self.schema}.{self.table}"
+
+    @property
+    def row_level_sql(self) -> str:
+        """What the row-level expectations validate: the whole table, or its newest window."""
+        if not self.window_column:
+            return f"select * from {self.qualified_table}"
+        column = f'"{self.window_column}"'
+        return (
+            f"select * from {self.qualified_table} where {column} > "
+            f"(select max({column}) from {self.qualified_table}) - {int(self.window_days or 0)}"
+        )
 
     @property
     def asset_path(self) -> str:
@@ -165,6 +181,8 @@ def _parse_suite(raw: dict[str, Any], path: Path) -> SuiteSpec:
         freshness_max_age_hours=freshness_age,
         quarantine_stream=stream,
         quarantine_max_share=max_share,
+        window_column=(raw.get("window") or {}).get("column"),
+        window_days=(raw.get("window") or {}).get("days"),
         source_file=path,
     )
 
