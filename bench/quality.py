@@ -7,6 +7,10 @@ Two modes:
       quality checks), then read from the Dagster instance how long the quality check steps took
       vs the two runs end to end. Then re-validates every suite once more, warm, to time GX alone.
 
+  checks: on the warehouse a pipeline run left under --home, time every suite once in a fresh
+      process as the check steps do (GX import, validation, Data Docs, summary); with
+      --pipeline-seconds (the end-to-end time without the checks) it prints the overhead.
+
   synthetic: no pipeline; builds the guarded tables at the size of a world with --customers
       customers straight in SQL, and times every suite's validation (to read against an
       end-to-end time measured elsewhere).
@@ -35,7 +39,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--mode", choices=("pipeline", "synthetic"), default="pipeline")
+    parser.add_argument("--mode", choices=("pipeline", "checks", "synthetic"), default="pipeline")
+    parser.add_argument("--pipeline-seconds", type=float, help="checks mode: end-to-end time without checks")
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--home", type=Path, default=Path("/tmp/sendwise-bench-quality"))
@@ -46,7 +51,36 @@ def main() -> int:
     os.environ.pop("SHOP_URL", None)
     if args.mode == "pipeline":
         return bench_pipeline(args)
+    if args.mode == "checks":
+        return bench_checks(args)
     return bench_synthetic(args)
+
+
+def bench_checks(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    from dagster_project.quality import gx_runner
+    from dagster_project.quality.suites import load_suites
+    from dagster_project.settings import get_settings
+    from dagster_project.warehouse import connection
+
+    settings = get_settings()
+    url = connection.warehouse_url(settings)
+    print(f"import of GX: {time.perf_counter() - started:.1f} s")
+    run_id = f"bench-checks-{uuid.uuid4().hex[:8]}"
+    for suite in load_suites():
+        t0 = time.perf_counter()
+        outcome = gx_runner.run_suite(suite, url, run_id, settings, build_docs=True)
+        failed = [o.check for o in outcome.outcomes if not o.success]
+        rows = outcome.row_count or 0
+        print(f"  {suite.name:<28} rows {rows:>10,}  {time.perf_counter() - t0:6.2f} s  failed: {failed}")
+    total = time.perf_counter() - started
+    print(f"all suites as the check steps run them: {total:.1f} s")
+    if args.pipeline_seconds:
+        print(
+            f"overhead vs {args.pipeline_seconds:.0f} s of pipeline without checks: "
+            f"{100 * total / args.pipeline_seconds:.1f} %"
+        )
+    return 0
 
 
 def bench_pipeline(args: argparse.Namespace) -> int:
