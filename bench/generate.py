@@ -31,14 +31,22 @@ COLUMNS = (  # (heading, key in a result, width)
 )  # fmt: skip
 
 
-def _scratch_shop_url() -> str:
+def _drop_scratch_shop() -> str:
+    """Drop the scratch shop database; returns the server's URL."""
     import psycopg
 
-    from dagster_project.warehouse import connection, embedded
+    from dagster_project.warehouse import connection
 
     base = connection.warehouse_url()
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f"drop database if exists {BENCH_DATABASE}")
+    return base
+
+
+def _scratch_shop_url() -> str:
+    from dagster_project.warehouse import connection, embedded
+
+    base = _drop_scratch_shop()
     embedded.ensure_database(base, BENCH_DATABASE)
     return connection.with_database(base, BENCH_DATABASE)
 
@@ -63,6 +71,7 @@ def measure_one(customers: int, days: int, seed: int, keep: bool) -> dict:
         print(f"  kept {out} and database {BENCH_DATABASE}", file=sys.stderr)
     else:
         shutil.rmtree(out, ignore_errors=True)
+        _drop_scratch_shop()
     return result
 
 
