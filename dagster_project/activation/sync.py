@@ -231,7 +231,6 @@ select
     case when changed then last_name end as last_name,
     case when changed then properties end as properties
 from final
-order by customer_key
 """
 
 
@@ -255,6 +254,7 @@ def plan_sync(
     plan = SyncPlan()
     pushed_emails = plan.pushed_emails
     psycopg.types.json.set_json_loads(orjson.loads, conn)  # 5x faster than json.loads on this path
+    conn.execute("set local work_mem = '128MB'")  # the per-email window sorts in memory, not on disk
     rows = conn.execute(
         desired_profiles_sql(conn, marts_schema),
         {"list_id": list_id, "destination": destination, "full_resync": full_resync},
@@ -272,6 +272,8 @@ def plan_sync(
             continue
         record = ProfileRecord(key, email, first, last, properties)
         (plan.to_update if previous_hash else plan.to_add).append(record)
+    plan.to_add.sort(key=lambda r: r.customer_key)  # stable batches: reruns resend the same groups
+    plan.to_update.sort(key=lambda r: r.customer_key)
     for key, email in load_state(conn, destination).items():
         if key in plan.hashes:
             continue
