@@ -38,8 +38,9 @@ def run(args: argparse.Namespace) -> int:
         _say(f"[2/4] generating the synthetic world: {args.customers:,} customers x {args.days} days")
         from dagster_project.cli import main as cli_main
 
-        code = cli_main(["generate", "--customers", str(args.customers), "--days", str(args.days),
-                         "--seed", str(args.seed), "--out", str(settings.source_dir)])
+        command = ["generate", "--customers", str(args.customers), "--days", str(args.days),
+                   "--seed", str(args.seed), "--out", str(settings.source_dir)]
+        code = cli_main(command + (["--overwrite"] if args.regenerate else []))
         if code:
             return code
     else:
