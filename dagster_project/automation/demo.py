@@ -18,6 +18,27 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _reset_local_state(settings) -> int:
+    """A new world needs an empty warehouse and ESP sandbox: drop both (embedded warehouse only)."""
+    import shutil
+
+    from dagster_project.activation.esp_cli import stop as stop_sandbox
+    from dagster_project.activation.resources import sandbox_state_dir
+    from dagster_project.settings import WAREHOUSE_DATABASE
+    from dagster_project.warehouse import embedded
+
+    if settings.warehouse_url:
+        _say("--regenerate resets the warehouse, which Sendwise only does to its embedded one; "
+             "unset WAREHOUSE_URL or reset that warehouse yourself.")
+        return 2
+    _say("      --regenerate: dropping the embedded warehouse database and the ESP sandbox's state")
+    embedded.drop_database(embedded.start(settings.pg_dir).url("postgres"), WAREHOUSE_DATABASE)
+    state_dir = sandbox_state_dir(settings)
+    stop_sandbox(state_dir)
+    shutil.rmtree(state_dir, ignore_errors=True)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from dagster_project.automation import pipeline
     from dagster_project.automation.instance import ensure_dagster_home
@@ -34,6 +55,12 @@ def run(args: argparse.Namespace) -> int:
     _say(f"      {url}")
 
     world_file = settings.ground_truth_dir / "world.json"
+    if args.regenerate and world_file.exists():
+        code = _reset_local_state(settings)
+        if code:
+            return code
+        url = connection.warehouse_url(settings)
+        connection.ensure_schemas(url)
     if args.regenerate or not world_file.exists():
         _say(f"[2/4] generating the synthetic world: {args.customers:,} customers x {args.days} days")
         from dagster_project.cli import main as cli_main

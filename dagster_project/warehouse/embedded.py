@@ -120,6 +120,17 @@ def ensure_database(server_url: str, database: str) -> None:
         conn.close()
 
 
+def drop_database(server_url: str, database: str) -> None:
+    """Drop `database` (closing its other connections first) if it exists."""
+    conn = psycopg2.connect(server_url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'drop database if exists "{database}" with (force)')
+    finally:
+        conn.close()
+
+
 def _system_user() -> str | None:
     # pgserver runs postgres as the OS user `pgserver` when we are root (postgres refuses root).
     return "pgserver" if os.geteuid() == 0 else None
