@@ -25,8 +25,18 @@ def _counts(url: str, tables: list[str]) -> dict[str, int]:
         engine.dispose()
 
 
+@pytest.fixture
+def stop_esp_sandbox():
+    """The ESP resource starts a background sandbox for this SENDWISE_HOME; stop it afterwards."""
+    yield
+    from dagster_project.activation.esp_cli import stop
+    from dagster_project.activation.resources import sandbox_state_dir
+
+    stop(sandbox_state_dir(get_settings()))
+
+
 @pytest.mark.slow
-def test_demo_pipeline_end_to_end_and_rerun(warehouse_url: str, shop_url: str):
+def test_demo_pipeline_end_to_end_and_rerun(warehouse_url: str, shop_url: str, stop_esp_sandbox):
     from dagster_project.automation.pipeline import materialize_everything
     from dagster_project.definitions import defs
 
