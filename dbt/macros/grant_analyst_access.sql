@@ -5,16 +5,31 @@
 {% macro grant_analyst_access() %}
     {%- if execute and flags.WHICH in ('run', 'build', 'run-operation') %}
         {%- set role = var('analyst_role') %}
+        {#- A warehouse user without CREATEROLE cannot create the role: say so and skip the grants
+            rather than failing the build (a DBA can create the role once). -#}
         {%- call statement('analyst_role', fetch_result=False, auto_begin=True) %}
             do $$
             begin
                 if not exists (select 1 from pg_roles where rolname = '{{ role }}') then
                     create role {{ role }} login;
                 end if;
-            exception when duplicate_object or unique_violation then null;
+            exception
+                when duplicate_object or unique_violation then null;
+                when insufficient_privilege then raise notice 'cannot create role {{ role }}';
             end
             $$;
-            grant connect on database {{ adapter.quote(target.dbname) }} to {{ role }};
+        {%- endcall %}
+        {%- if run_query("select 1 from pg_roles where rolname = '" ~ role ~ "'").rows | length == 0 %}
+            {{ log("role " ~ role ~ " does not exist and could not be created: analyst grants skipped", info=True) }}
+            {{ return('') }}
+        {%- endif %}
+        {%- call statement('analyst_schema', fetch_result=False, auto_begin=True) %}
+            do $$
+            begin
+                execute 'grant connect on database {{ adapter.quote(target.dbname) }} to {{ role }}';
+            exception when insufficient_privilege then raise notice 'cannot grant connect to {{ role }}';
+            end
+            $$;
             grant usage on schema marts to {{ role }};
         {%- endcall %}
         {%- for node in graph.nodes.values()
