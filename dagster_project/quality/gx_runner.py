@@ -242,8 +242,8 @@ class SuiteValidator:
             lambda: data_source.add_table_asset(spec.name, table_name=spec.table, schema_name=spec.schema),
         )
         if spec.window_column:
-            # Big event tables: row-level expectations on the newest partitions only (what daily loads
-            # add or replace); row count and freshness still on the whole table.
+            # Big event tables: row-level expectations and freshness on the newest partitions only
+            # (what daily loads add or replace); the row count still on the whole table.
             window = f"{spec.name}__window"
             window_batch = _batch_definition(
                 data_source, window, lambda: data_source.add_query_asset(window, query=spec.row_level_sql)
@@ -353,7 +353,7 @@ class SuiteValidator:
             for other in load_suites():
                 if other.freshness_column and self._table_exists(other.schema, other.table):
                     value = conn.execute(
-                        sa.text(f'select max("{other.freshness_column}") from {other.schema}."{other.table}"')
+                        sa.text(f'select max("{other.freshness_column}") from ({other.row_level_sql}) w')
                     ).scalar()
                     if value is not None:
                         newest.append(value)

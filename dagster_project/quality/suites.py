@@ -22,7 +22,8 @@ SEVERITIES = ("error", "warn")
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
 _RESERVED = {"check", "expect", "severity", "description", "where"}
 
-TABLE_LEVEL_KINDS = ("row_count", "freshness")
+# Checks on the whole table even when the suite has a window (the newest events are in the window).
+TABLE_LEVEL_KINDS = ("row_count",)
 LOAD_LOG_KINDS = ("quarantine_share", "loads_balanced")
 ROW_COUNT_CHECK = "row_count_vs_previous_run"
 FRESHNESS_CHECK = "newest_event_is_fresh"
