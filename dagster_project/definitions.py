@@ -1,12 +1,15 @@
-"""The one Definitions object of Sendwise: merges the definitions of each concern."""
+"""The one Definitions object of Sendwise: merges the definitions of each concern.
+
+Modules, not their `defs`, are imported: Dagster's loader accepts one Definitions at module scope.
+"""
 
 import dagster as dg
 
-from dagster_project.activation.definitions import defs as activation_defs
-from dagster_project.automation.definitions import defs as automation_defs
-from dagster_project.dbt.definitions import defs as dbt_defs
-from dagster_project.ingestion.definitions import defs as ingestion_defs
-from dagster_project.ml.definitions import defs as ml_defs
-from dagster_project.quality.definitions import defs as quality_defs
+from dagster_project.activation import definitions as activation
+from dagster_project.automation import definitions as automation
+from dagster_project.dbt import definitions as dbt
+from dagster_project.ingestion import definitions as ingestion
+from dagster_project.ml import definitions as ml
+from dagster_project.quality import definitions as quality
 
-defs = dg.Definitions.merge(ingestion_defs, dbt_defs, quality_defs, ml_defs, activation_defs, automation_defs)
+defs = dg.Definitions.merge(ingestion.defs, dbt.defs, quality.defs, ml.defs, activation.defs, automation.defs)

@@ -62,3 +62,19 @@ def test_raw_assets_feed_the_dbt_sources():
         children = [k for k, node in assets.items() if f"raw/{table}" in node["deps"]]
         assert children, f"raw/{table} feeds nothing: lineage to dbt is broken"
     assert "fct_customer_features" in assets["ml/customer_segments"]["deps"]
+
+
+def test_the_code_location_loads_the_way_dagster_dev_loads_it(tmp_path: Path):
+    """`dagster dev` loads workspace.yaml; its loader rejects what an import in Python accepts."""
+    import subprocess
+    import sys
+
+    from dagster_project.settings import PROJECT_ROOT
+
+    dagster = Path(sys.executable).with_name("dagster")
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    result = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
+                            cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "All code locations passed validation" in result.stdout + result.stderr
