@@ -187,6 +187,8 @@ class SuiteValidator:
             ]
             return self._finish(spec, run_id, validated_at, started, outcomes, None, None, build_docs)
 
+        if spec.window_column:
+            self._analyze_if_stale(spec)
         parameters, notes = self._parameters(spec, run_id)
         quarantine_specs = [e for e in spec.expectations if e.kind in LOAD_LOG_KINDS]
         quarantine_note = self._quarantine_missing(spec) if quarantine_specs else None
@@ -360,6 +362,24 @@ class SuiteValidator:
         if not newest:
             return datetime.now(UTC), "now (no event data yet)"
         return max(newest), "newest event across the guarded feeds"
+
+    def _analyze_if_stale(self, spec: SuiteSpec) -> None:
+        """ANALYZE a freshly bulk-loaded table before validating its window.
+
+        Without statistics the planner may scan the whole table for every GX query instead of using
+        the index on the window column (seen: 21 s right after loading 2.5M web events, 9 s on the
+        same table once analyzed).
+        """
+        with self.engine.begin() as conn:
+            stats = conn.execute(
+                sa.text(
+                    "select n_live_tup, n_mod_since_analyze, coalesce(last_analyze, last_autoanalyze) "
+                    "from pg_stat_user_tables where schemaname = :schema and relname = :table"
+                ),
+                {"schema": spec.schema, "table": spec.table},
+            ).first()
+            if stats and (stats[2] is None or stats[1] > 0.2 * max(stats[0], 1)):
+                conn.execute(sa.text(f'analyze {spec.schema}."{spec.table}"'))
 
     def _table_exists(self, schema: str, table: str) -> bool:
         with self.engine.connect() as conn:
