@@ -1,0 +1,57 @@
+"""Schedule and sensors: what they request, evaluated the way the Dagster daemon evaluates them."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from dagster_project.cli import main as cli_main
+from dagster_project.settings import get_settings
+
+
+def test_event_file_sensor_requests_new_and_rewritten_days_only(warehouse_url: str, shop_url: str):
+    from dagster_project.automation.sensors import unloaded_event_files
+    from dagster_project.definitions import defs
+
+    settings = get_settings()
+    assert cli_main(["generate", "--customers", "200", "--days", "3", "--start", "2026-02-02",
+                     "--seed", "3", "--out", str(settings.source_dir), "--quiet"]) == 0
+    instance = dg.DagsterInstance.ephemeral()
+
+    def evaluate():
+        return unloaded_event_files(dg.build_sensor_context(instance=instance, definitions=defs))
+
+    requests = evaluate()
+    assert sorted(r.partition_key for r in requests) == ["2026-02-02", "2026-02-03", "2026-02-04"]
+
+    result = defs.resolve_job_def("ingest_events").execute_in_process(
+        instance=instance,
+        tags={"dagster/asset_partition_range_start": "2026-02-02",
+              "dagster/asset_partition_range_end": "2026-02-04"},
+    )
+    assert result.success
+    assert isinstance(evaluate(), dg.SkipReason)
+
+    rewritten = settings.source_dir / "web" / "events" / "2026-02-03.jsonl"
+    rewritten.write_text(rewritten.read_text())  # same rows, new file version (a re-delivery)
+    stat = rewritten.stat()
+    os.utime(rewritten, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    again = evaluate()
+    assert [r.partition_key for r in again] == ["2026-02-03"]
+    assert again[0].run_key not in {r.run_key for r in requests}
+
+
+def test_daily_schedule_loads_yesterdays_partition():
+    import datetime as dt
+
+    from dagster_project.definitions import defs
+
+    schedule = defs.resolve_schedule_def("daily_event_load")
+    assert schedule.job_name == "ingest_events"
+    context = dg.build_schedule_context(
+        scheduled_execution_time=dt.datetime(2026, 3, 10, 2, 0, tzinfo=dt.UTC),
+        repository_def=defs.get_repository_def(),
+    )
+    requests = list(schedule.evaluate_tick(context).run_requests or [])
+    assert [r.partition_key for r in requests] == ["2026-03-09"]
