@@ -40,6 +40,8 @@ class Settings:
     """Data quality: overrides every suite's allowed share of quarantined rows per stream (0..1)."""
     freshness_reference: str = "data"
     """Freshness checks measure against: `data` (newest event across feeds), `now`, or an ISO time."""
+    esp_events_source: str = "files"
+    """Where ESP engagement comes from: `files` (esp/events/*.jsonl) or `api` (pulled from the ESP first)."""
 
     @property
     def pg_dir(self) -> Path:
@@ -78,6 +80,7 @@ def get_settings() -> Settings:
         quality_max_shrink=_optional_float(os.environ.get("SENDWISE_QUALITY_MAX_SHRINK")),
         quality_max_quarantine_share=_optional_float(os.environ.get("SENDWISE_QUALITY_MAX_QUARANTINE_SHARE")),
         freshness_reference=os.environ.get("SENDWISE_FRESHNESS_REFERENCE") or "data",
+        esp_events_source=os.environ.get("SENDWISE_ESP_EVENTS_SOURCE") or "files",
     )
 
 
