@@ -1,4 +1,5 @@
-"""`sendwise esp show <email>` (what the local ESP sandbox holds for a person), `sendwise esp serve|stop`."""
+"""`sendwise esp show <email>` (what the local ESP sandbox holds for a person), `sendwise esp serve|stop`,
+`sendwise esp pull` (engagement events from the ESP's events API into the ESP event files)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     serve.add_argument("--host", default="127.0.0.1")
     sub.add_parser("stop", help="stop a sandbox started in the background by a sync")
     sub.add_parser("stats", help="counts of what the sandbox holds, and a few emails to show")
+    pull = sub.add_parser(
+        "pull", help="pull engagement events from the ESP's events API into esp/events/<day>.jsonl"
+    )
+    pull.add_argument(
+        "--since",
+        type=_aware_datetime,
+        help="ISO-8601 time to pull from (default: the last pulled event's time, less an hour)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -22,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from dagster_project.settings import get_settings
 
     settings = get_settings()
+    if args.esp_command == "pull":
+        return pull(settings, args.since)
     state_dir = sandbox_state_dir(settings)
     if args.esp_command == "serve":
         from dagster_project.activation import sandbox
@@ -48,6 +59,28 @@ def run(args: argparse.Namespace) -> int:
             )
         return 0
     return show(state, args.email, as_json=args.json)
+
+
+def _aware_datetime(value: str):
+    from datetime import UTC, datetime
+
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"--since {value!r}: not an ISO-8601 time ({error})") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def pull(settings, since) -> int:
+    from dagster_project.activation.events_pull import pull_with_settings
+
+    result = pull_with_settings(settings, since)
+    start = result.since.isoformat() if result.since else "the beginning"
+    print(f"pulled {result.pulled} events since {start}; wrote {result.written} new")
+    for day in result.days:
+        print(f"  {settings.source_dir / 'esp' / 'events' / f'{day}.jsonl'}: +{result.written_per_day[day]}")
+    print(f"high-water mark: {result.high_water_mark or 'none'}")
+    return 0
 
 
 def show(state: dict, email: str, as_json: bool = False) -> int:

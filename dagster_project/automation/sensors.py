@@ -22,9 +22,12 @@ def build_after_event_load(context: dg.RunStatusSensorContext):
     job=ingest_events_job,
     minimum_interval_seconds=300,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Requests a load for every day whose event file is new or changed since it was loaded.",
+    description=(
+        "Requests a load for every day whose event file is new or changed since it was loaded "
+        "(with SENDWISE_ESP_EVENTS_SOURCE=api, after pulling new ESP events into the day files)."
+    ),
 )
-def unloaded_event_files(_context: dg.SensorEvaluationContext):
+def unloaded_event_files(context: dg.SensorEvaluationContext):
     # Files and ops.load_state decide, not Dagster's materializations: a day materialized before its
     # file arrived (0 rows) must still be loaded when the file shows up.
     from dagster_project.ingestion.loaders import EVENT_STREAMS
@@ -33,6 +36,7 @@ def unloaded_event_files(_context: dg.SensorEvaluationContext):
     from dagster_project.settings import get_settings
 
     settings = get_settings()
+    pull_from_esp_api(context, settings)
     changed = changed_partition_keys(settings)
     if not changed:
         return dg.SkipReason("no event file is new or changed since it was loaded")
@@ -43,3 +47,20 @@ def unloaded_event_files(_context: dg.SensorEvaluationContext):
         return f"events-{day}-" + "-".join(file_fingerprint(p) for p in paths if p.exists())
 
     return [dg.RunRequest(run_key=run_key(day), partition_key=day) for day in changed]
+
+
+def pull_from_esp_api(context: dg.SensorEvaluationContext, settings) -> None:
+    """In api mode, new ESP events become day files first; a failed pull leaves the files as they are."""
+    from dagster_project.activation.events_pull import check_events_source, pull_with_settings
+
+    if check_events_source(settings.esp_events_source) != "api":
+        return
+    try:
+        pulled = pull_with_settings(settings)
+    except Exception as error:  # the ESP being down must not stop the loads of the files already there
+        context.log.warning(
+            f"ESP events API pull failed ({type(error).__name__}: {error}); next tick retries"
+        )
+        return
+    days = ", ".join(pulled.days) or "-"
+    context.log.info(f"ESP events API: pulled {pulled.pulled}, wrote {pulled.written} new into {days}")
