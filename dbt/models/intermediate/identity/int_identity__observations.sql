@@ -47,6 +47,47 @@ web_ips as (
     group by 1, 2
 ),
 
+{#- A phone written without a country code (a bare national number) got the default calling code in
+    staging, which is only a guess. When the data holds exactly one fully-qualified number (written with
+    "+" or "00") that is that national number behind some calling code, the record also carries that number
+    (var identity_complete_national_phones). Two or more candidates: ambiguous, the guess stays alone. -#}
+phone_records as (
+    select 'crm' as source, 'crm_contact_id' as record_type, crm_contact_id as record_id,
+        phone, phone_raw, created_at as observed_at
+    from crm
+    where phone is not null
+    union all
+    select 'ecommerce', 'shop_customer_id', shop_customer_id, phone, phone_raw, created_at
+    from shop
+    where phone is not null
+),
+
+international_phones as (
+    select distinct
+        phone,
+        substr(phone, 2 + calling_code_digits) as national_number
+    from phone_records
+    cross join generate_series(1, 3) as calling_code_digits
+    where ltrim(phone_raw) ~ '^(\+|00)'
+),
+
+national_phone_completions as (
+    select
+        bare.source,
+        bare.record_type,
+        bare.record_id,
+        min(international.phone) as phone,
+        min(bare.observed_at) as observed_at
+    from phone_records as bare
+    inner join international_phones as international
+        on international.national_number = regexp_replace(bare.phone_raw, '[^0-9]', '', 'g')
+    where {{ 'true' if var('identity_complete_national_phones') else 'false' }}
+      and not ltrim(bare.phone_raw) ~ '^(\+|00)'
+      and length(regexp_replace(bare.phone_raw, '[^0-9]', '', 'g')) = 10
+    group by 1, 2, 3
+    having count(distinct international.phone) = 1
+),
+
 observations as (
     {%- for identifier in ['crm_contact_id', 'email', 'phone'] %}
     select
@@ -94,6 +135,9 @@ observations as (
     {%- endfor %}
     select 'website', 'anonymous_id', anonymous_id, 'ip', ip, first_seen_at
     from web_ips
+    union all
+    select source, record_type, record_id, 'phone', phone, observed_at
+    from national_phone_completions
 ),
 
 final as (
