@@ -140,16 +140,44 @@ observations as (
     from national_phone_completions
 ),
 
+{#- A malformed email (excluded from matching) that is exactly one valid email of the data with its "@" or
+    its top-level domain lost ("annaacme.io", "anna@acme") is read as that email; two or more such
+    valid emails: ambiguous, kept as it is (var identity_repair_emails_from_evidence). Staging repairs these
+    for well-known providers only, where no evidence is needed. -#}
+emails as (
+    select distinct identifier_value as email
+    from observations
+    where identifier_type = 'email' and identifier_value is not null
+),
+
+email_repairs as (
+    select
+        malformed.email as malformed_email,
+        min(valid.email) as repaired_email
+    from emails as malformed
+    inner join emails as valid
+        on replace(valid.email, '@', '') = malformed.email
+        or (malformed.email like '%@%' and regexp_replace(valid.email, '\.[a-z]{2,}$', '') = malformed.email)
+    where {{ 'true' if var('identity_repair_emails_from_evidence') else 'false' }}
+      and not {{ is_valid_email('malformed.email') }}
+      and {{ is_valid_email('valid.email') }}
+    group by 1
+    having count(distinct valid.email) = 1
+),
+
 final as (
     select
-        source,
-        record_type,
-        record_id,
-        identifier_type,
-        identifier_value,
-        min(observed_at) as observed_at
-    from observations
-    where identifier_value is not null and record_id is not null
+        o.source,
+        o.record_type,
+        o.record_id,
+        o.identifier_type,
+        coalesce(r.repaired_email, o.identifier_value) as identifier_value,
+        min(o.observed_at) as observed_at
+    from observations as o
+    left join email_repairs as r
+        on o.identifier_type = 'email'
+        and o.identifier_value = r.malformed_email
+    where o.identifier_value is not null and o.record_id is not null
     group by 1, 2, 3, 4, 5
 )
 
