@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from dagster_project.quality import report, results
 from dagster_project.quality.suites import (
     LOAD_LOG_KINDS,
+    QUARANTINE_SHARE_KINDS,
     TABLE_LEVEL_KINDS,
     ExpectationSpec,
     SuiteSpec,
@@ -142,7 +143,7 @@ def build_expectation(spec: ExpectationSpec):
         kwargs["min_value"] = {"$PARAMETER": "row_count_floor"}
     elif spec.kind == "freshness":
         kwargs["min_value"] = {"$PARAMETER": "freshness_floor"}
-    elif spec.kind == "quarantine_share":
+    elif spec.kind in QUARANTINE_SHARE_KINDS:
         kwargs["max_value"] = {"$PARAMETER": "max_quarantine_share"}
     if spec.where:
         kwargs["row_condition"] = Column(spec.where["column"]) == spec.where["equals"]
@@ -337,7 +338,7 @@ class SuiteValidator:
             reference, how = self._references[run_id]
             parameters["freshness_floor"] = reference - timedelta(hours=spec.freshness_max_age_hours or 0)
             notes["newest_event_is_fresh"] = f"reference time {reference.isoformat()} ({how})"
-        if spec.quarantine_stream:
+        if spec.quarantine_max_share is not None:
             override = self.settings.quality_max_quarantine_share
             parameters["max_quarantine_share"] = (
                 override if override is not None else spec.quarantine_max_share

@@ -25,6 +25,7 @@ _RESERVED = {"check", "expect", "severity", "description", "where"}
 # Checks on the whole table even when the suite has a window (the newest events are in the window).
 TABLE_LEVEL_KINDS = ("row_count",)
 LOAD_LOG_KINDS = ("quarantine_share", "loads_balanced")
+QUARANTINE_SHARE_KINDS = ("quarantine_share", "table_quarantine_share")
 ROW_COUNT_CHECK = "row_count_vs_previous_run"
 FRESHNESS_CHECK = "newest_event_is_fresh"
 QUARANTINE_SHARE_CHECK = "quarantine_share"
@@ -46,7 +47,7 @@ class ExpectationSpec:
     description: str = ""
     where: dict[str, Any] | None = None
     kind: str = "plain"
-    """plain | row_count | freshness | quarantine_share | loads_balanced."""
+    """plain | row_count | freshness | quarantine_share | loads_balanced | table_quarantine_share."""
 
     @property
     def blocking(self) -> bool:
@@ -144,27 +145,40 @@ def _parse_suite(raw: dict[str, Any], path: Path) -> SuiteSpec:
             )
         )
     if quarantine := raw.get("quarantine"):
-        stream = quarantine["stream"]
         max_share = float(quarantine["max_share"])
         severity = _severity(quarantine)
-        expectations += [
-            ExpectationSpec(
-                check=QUARANTINE_SHARE_CHECK,
-                expect="column_max_to_be_between",
-                severity=severity,
-                kwargs={"column": "quarantine_share"},
-                description=f"At most {max_share:.0%} of the received rows of {stream!r} quarantined.",
-                kind="quarantine_share",
-            ),
-            ExpectationSpec(
-                check=LOADS_BALANCED_CHECK,
-                expect="column_pair_values_to_be_equal",
-                severity=severity,
-                kwargs={"column_A": "received", "column_B": "accounted"},
-                description="Every load: loaded + quarantined = received (nothing silently dropped).",
-                kind="loads_balanced",
-            ),
-        ]
+        if "stream" in quarantine:
+            stream = quarantine["stream"]
+            expectations += [
+                ExpectationSpec(
+                    check=QUARANTINE_SHARE_CHECK,
+                    expect="column_max_to_be_between",
+                    severity=severity,
+                    kwargs={"column": "quarantine_share"},
+                    description=f"At most {max_share:.0%} of the received rows of {stream!r} quarantined.",
+                    kind="quarantine_share",
+                ),
+                ExpectationSpec(
+                    check=LOADS_BALANCED_CHECK,
+                    expect="column_pair_values_to_be_equal",
+                    severity=severity,
+                    kwargs={"column_A": "received", "column_B": "accounted"},
+                    description="Every load: loaded + quarantined = received (nothing silently dropped).",
+                    kind="loads_balanced",
+                ),
+            ]
+        else:
+            # A table of shares (one row per source, e.g. the staging quarantine): every row bounded.
+            expectations.append(
+                ExpectationSpec(
+                    check=QUARANTINE_SHARE_CHECK,
+                    expect="column_values_to_be_between",
+                    severity=severity,
+                    kwargs={"column": quarantine["column"]},
+                    description=f"At most {max_share:.0%} of the rows of every source quarantined.",
+                    kind="table_quarantine_share",
+                )
+            )
     checks = [e.check for e in expectations]
     for name in checks:
         if checks.count(name) > 1:

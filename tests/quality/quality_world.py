@@ -87,6 +87,14 @@ select 'esp_events', '2025-03-01', 'esp/events/2025-03-01.jsonl:' || g, '{{"even
     'missing event_id', 'esp_events-2025-03-01'
 from generate_series(1, 10) g;
 
+create schema if not exists staging;
+create table staging.quarantine_shares as
+select source_table, staged_rows, quarantined_rows, staged_rows + quarantined_rows as checked_rows,
+    quarantined_rows::float8 / (staged_rows + quarantined_rows) as quarantine_share
+from (values ('shop_orders', {orders} - 9, 9), ('shop_order_items', {orders} * 2, 0),
+    ('esp_events', {esp_events} - 30, 30), ('web_events', {web_events} - 20, 20))
+    s(source_table, staged_rows, quarantined_rows);
+
 create schema if not exists marts;
 create table marts.dim_customers as
 select 'ck-' || g as customer_key, 'customer' || g || '@example.com' as email, 'First' || g as first_name,
@@ -202,6 +210,12 @@ CORRUPTIONS = [
         "update ops.load_log set loaded = 800, quarantined = 200, written = 800 "
         "where stream = 'web_events' and partition_key = '2025-03-01'",
         {"raw_web_events": {"quarantine_share"}},
+    ),
+    Corruption(
+        "staging quarantined a fifth of the ESP events (e.g. a clock gone wrong: events from the future)",
+        "update staging.quarantine_shares set staged_rows = 2400, quarantined_rows = 600, "
+        "quarantine_share = 0.2 where source_table = 'esp_events'",
+        {"staging_quarantine": {"quarantine_share"}},
     ),
     Corruption(
         "a load that lost rows (loaded + quarantined < received)",

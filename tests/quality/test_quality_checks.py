@@ -125,7 +125,7 @@ def test_every_suite_is_wired_with_blocking_matching_severity() -> None:
     }
     expected_assets = {
         "raw/shop_orders", "raw/shop_customers", "raw/esp_events", "raw/web_events", "dim_customers",
-        "fct_customer_features", "ml/customer_segments", "ml/send_time_predictions",
+        "fct_customer_features", "ml/customer_segments", "ml/send_time_predictions", "quarantine_shares",
     }  # fmt: skip
     assert {asset for asset, _ in specs} == expected_assets
     for suite in SUITES:
@@ -133,6 +133,7 @@ def test_every_suite_is_wired_with_blocking_matching_severity() -> None:
             spec = specs[(suite.asset_path, expectation.check)]
             assert spec.blocking == (expectation.severity == "error"), (suite.name, expectation.check)
     assert specs[("raw/esp_events", "quarantine_share")].blocking
+    assert specs[("quarantine_shares", "quarantine_share")].blocking
     assert not specs[("raw/esp_events", "newest_event_is_fresh")].blocking
 
 

@@ -14,6 +14,7 @@ def test_clean_world_passes_every_suite(validate_all) -> None:
     assert set(outcomes) == {
         "raw_shop_orders", "raw_shop_customers", "raw_esp_events", "raw_web_events",
         "dim_customers", "fct_customer_features", "ml_customer_segments", "ml_send_time_predictions",
+        "staging_quarantine",
     }  # fmt: skip
     assert failures(outcomes) == {}
     orders = outcomes["raw_shop_orders"]
@@ -62,6 +63,22 @@ def test_allowed_shrink_is_configurable(world: str, validate_all, monkeypatch: p
     assert failures(validate_all()) == {}
 
 
+def test_staging_quarantine_share_names_the_source_and_is_configurable(
+    world: str, validate_all, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    execute(
+        world,
+        "update staging.quarantine_shares set staged_rows = 1800, quarantined_rows = 200, "
+        "quarantine_share = 0.1 where source_table = 'web_events'",
+    )
+    share = validate_all()["staging_quarantine"].outcome("quarantine_share")
+    assert not share.success and share.severity == "error"
+    assert [row["source_table"] for row in share.sample] == ["web_events"]
+    assert share.kwargs["max_value"] == pytest.approx(0.05)
+    monkeypatch.setenv("SENDWISE_QUALITY_MAX_QUARANTINE_SHARE", "0.15")
+    assert failures(validate_all()) == {}
+
+
 def test_missing_load_log_is_reported_but_does_not_block(world: str, validate_all) -> None:
     execute(world, "delete from ops.load_log where stream = 'shop_customers'")
     outcome = validate_all()["raw_shop_customers"]
@@ -90,7 +107,7 @@ def test_results_are_kept_in_ops(world: str, validate_all) -> None:
             )
     finally:
         engine.dispose()
-    assert len(rows) == 16 and len({r["run_id"] for r in rows}) == 2
+    assert len(rows) == 18 and len({r["run_id"] for r in rows}) == 2
     orders = [r for r in rows if r["suite"] == "raw_shop_orders"]
     assert [r["success"] for r in orders] == [False, False]
     assert orders[0]["asset"] == "raw/shop_orders" and orders[0]["failed_errors"] == 1

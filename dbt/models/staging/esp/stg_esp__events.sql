@@ -13,12 +13,8 @@ with source as (
     {{ new_events_only('event_id') }}
 ),
 
-deduplicated as (
-    select
-        *,
-        row_number() over (partition by event_id order by _loaded_at, _source_file) as copy_number
-    from source
-    where event_id is not null
+checked as (
+    {{ checked_first_copies('source', 'esp_events') }}
 ),
 
 final as (
@@ -36,8 +32,8 @@ final as (
         lower(bounce_type) as bounce_type,
         _file_date,
         _loaded_at
-    from deduplicated
-    where copy_number = 1
+    from checked
+    where quarantine_reason is null
 )
 
 select * from final

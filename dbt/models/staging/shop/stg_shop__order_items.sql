@@ -2,6 +2,11 @@ with source as (
     select * from {{ source('shop', 'shop_order_items') }}
 ),
 
+checked as (
+    select *, {{ quarantine_reason('shop_order_items') }} as quarantine_reason
+    from source
+),
+
 final as (
     select
         order_item_id,
@@ -12,7 +17,8 @@ final as (
         quantity * unit_price as line_total,
         created_at,
         updated_at
-    from source
+    from checked
+    where quarantine_reason is null
 )
 
 select * from final

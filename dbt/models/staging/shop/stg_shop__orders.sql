@@ -2,6 +2,11 @@ with source as (
     select * from {{ source('shop', 'shop_orders') }}
 ),
 
+checked as (
+    select *, {{ quarantine_reason('shop_orders') }} as quarantine_reason
+    from source
+),
+
 final as (
     select
         order_id,
@@ -13,7 +18,8 @@ final as (
         ordered_at,
         created_at,
         updated_at
-    from source
+    from checked
+    where quarantine_reason is null
 )
 
 select * from final

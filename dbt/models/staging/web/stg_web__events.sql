@@ -13,14 +13,8 @@ with source as (
     {{ new_events_only('message_id') }}
 ),
 
-deduplicated as (
-    select
-        *,
-        row_number() over (
-            partition by message_id order by received_at nulls last, _loaded_at, _source_file
-        ) as copy_number
-    from source
-    where message_id is not null
+checked as (
+    {{ checked_first_copies('source', 'web_events') }}
 ),
 
 final as (
@@ -44,8 +38,8 @@ final as (
         nullif(context ->> 'timezone', '') as timezone,
         _file_date,
         _loaded_at
-    from deduplicated
-    where copy_number = 1
+    from checked
+    where quarantine_reason is null
 )
 
 select * from final
