@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from conftest import load_raw
+from dbt_support import load_raw
 
 UTC = UTC
 AS_OF_1 = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 import pytest
-from conftest import create_raw_tables, load_raw, new_database, query
+from dbt_support import create_raw_tables, load_raw, new_database, query
 from sendwise_hand_world import load_phase, t
 
 from dagster_project.dbt.definitions import defs

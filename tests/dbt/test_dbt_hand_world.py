@@ -10,7 +10,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import psycopg2
 import pytest
-from conftest import query
+from dbt_support import query
 from sendwise_hand_world import PEOPLE, PHASE_1, SHARED_ANONYMOUS_IDS
 
 MACHINE_USER_AGENTS = ("GoogleImageProxy", "YahooMailProxy", "Apple Mail Privacy", "AppleMailPrivacy")

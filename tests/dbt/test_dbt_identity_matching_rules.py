@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-from conftest import create_raw_tables, dbt_build, load_raw, new_database, query
+from dbt_support import create_raw_tables, dbt_build, load_raw, new_database, query
 from sendwise_hand_world import _crm, _shop, t
 
 CREATED, UPDATED = t("2026-03-01"), t("2026-03-02")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import create_raw_tables, dbt_build, new_database, query
+from dbt_support import create_raw_tables, dbt_build, new_database, query
 from sendwise_hand_world import load_phase
 
 SNAPSHOT_TABLES = {

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import create_raw_tables, dbt_build, load_raw, new_database, query
+from dbt_support import create_raw_tables, dbt_build, load_raw, new_database, query
 from sendwise_hand_world import _esp, _item, _order, _page, load_phase, t
 
 NOW = datetime.now(UTC)

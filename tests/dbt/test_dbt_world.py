@@ -8,7 +8,7 @@ import datetime as dt
 
 import dagster as dg
 import pytest
-from conftest import dbt_build, new_database, query
+from dbt_support import dbt_build, new_database, query
 
 from dagster_project.dbt.evaluation import evaluate, ground_truth_records, score_pairs
 from dagster_project.ingestion.definitions import build_defs
