@@ -30,9 +30,7 @@ def build_after_event_load(context: dg.RunStatusSensorContext):
 def unloaded_event_files(context: dg.SensorEvaluationContext):
     # Files and ops.load_state decide, not Dagster's materializations: a day materialized before its
     # file arrived (0 rows) must still be loaded when the file shows up.
-    from dagster_project.ingestion.loaders import EVENT_STREAMS
-    from dagster_project.ingestion.partitions import changed_partition_keys
-    from dagster_project.ingestion.sources import event_file, file_fingerprint
+    from dagster_project.ingestion.partitions import changed_partition_keys, day_file_fingerprints
     from dagster_project.settings import get_settings
 
     settings = get_settings()
@@ -43,8 +41,7 @@ def unloaded_event_files(context: dg.SensorEvaluationContext):
 
     def run_key(day: str) -> str:
         # One run per version of the day's files: a file rewritten later gets a new run.
-        paths = (event_file(settings.source_dir, stream.folder, day) for stream in EVENT_STREAMS.values())
-        return f"events-{day}-" + "-".join(file_fingerprint(p) for p in paths if p.exists())
+        return f"events-{day}-" + "-".join(day_file_fingerprints(settings, day).values())
 
     return [dg.RunRequest(run_key=run_key(day), partition_key=day) for day in changed]
 

@@ -42,8 +42,6 @@ def changed_partition_keys(settings: Settings | None = None, warehouse_url: str 
     """
     import psycopg
 
-    from dagster_project.ingestion.loaders import EVENT_STREAMS
-    from dagster_project.ingestion.sources import event_file, file_fingerprint
     from dagster_project.warehouse import connection
 
     settings = settings or get_settings()
@@ -56,10 +54,19 @@ def changed_partition_keys(settings: Settings | None = None, warehouse_url: str 
             else []
         )
     loaded = {(stream, day): fingerprint for stream, day, fingerprint in rows}
-    changed = set()
-    for day in available_partition_keys(settings):
-        for stream in EVENT_STREAMS.values():
-            path = event_file(settings.source_dir, stream.folder, day)
-            if path.exists() and loaded.get((stream.name, day)) != file_fingerprint(path):
-                changed.add(day)
-    return sorted(changed)
+    return [
+        day
+        for day in available_partition_keys(settings)
+        if any(loaded.get((stream, day)) != fingerprint
+               for stream, fingerprint in day_file_fingerprints(settings, day).items())
+    ]
+
+
+def day_file_fingerprints(settings: Settings, day: str) -> dict[str, str]:
+    """Fingerprint (size and mtime) of each event file present for `day`, by stream name."""
+    from dagster_project.ingestion.loaders import EVENT_STREAMS
+    from dagster_project.ingestion.sources import event_file, file_fingerprint
+
+    paths = {stream.name: event_file(settings.source_dir, stream.folder, day)
+             for stream in EVENT_STREAMS.values()}
+    return {name: file_fingerprint(path) for name, path in paths.items() if path.exists()}
