@@ -89,16 +89,36 @@ test_accounts as (
     where checks.is_test_identifier
 ),
 
-email_status as (
-    select
-        customer_key,
-        min(event_at) as first_email_event_at,
-        bool_or(event_type = 'spam_complaint') as has_complained,
-        bool_or(event_type = 'bounce' and coalesce(bounce_type, 'hard') = 'hard') as has_hard_bounced,
-        bool_or(event_type = 'unsubscribe') as has_unsubscribed,
-        max(event_at) filter (where event_type in ('open', 'click') and not is_machine_open) as last_email_engagement_at
+{#- The last time mail reached the person (delivered, or opened/clicked, machine opens included): soft
+    bounces after it form the current streak. -#}
+last_reached as (
+    select customer_key, max(event_at) as last_reached_at
     from email_events
     where customer_key is not null
+      and event_type in ('delivered', 'open', 'click')
+    group by 1
+),
+
+email_status as (
+    select
+        email_events.customer_key,
+        min(email_events.event_at) as first_email_event_at,
+        bool_or(email_events.event_type = 'spam_complaint') as has_complained,
+        bool_or(
+            email_events.event_type = 'bounce' and coalesce(email_events.bounce_type, 'hard') = 'hard'
+        ) as has_hard_bounced,
+        count(*) filter (
+            where email_events.event_type = 'bounce'
+              and email_events.bounce_type = 'soft'
+              and email_events.event_at > coalesce(last_reached.last_reached_at, '-infinity'::timestamptz)
+        ) as consecutive_soft_bounces,
+        bool_or(email_events.event_type = 'unsubscribe') as has_unsubscribed,
+        max(email_events.event_at) filter (
+            where email_events.event_type in ('open', 'click') and not email_events.is_machine_open
+        ) as last_email_engagement_at
+    from email_events
+    left join last_reached using (customer_key)
+    where email_events.customer_key is not null
     group by 1
 ),
 
@@ -141,11 +161,14 @@ joined as (
         ) as last_activity_at,
         case
             when email_status.has_complained then 'complained'
-            when email_status.has_hard_bounced then 'bounced'
+            when email_status.has_hard_bounced
+                or email_status.consecutive_soft_bounces >= {{ var('soft_bounce_suppression_streak') }}
+                then 'bounced'
             when email_status.has_unsubscribed then 'unsubscribed'
             when profile.consent_sources is not null then 'subscribed'
             else 'never_subscribed'
         end as subscription_status,
+        coalesce(email_status.consecutive_soft_bounces, 0) as consecutive_soft_bounces,
         coalesce(
             profile.email is not null
             and {{ is_valid_email('profile.email') }}
@@ -217,6 +240,7 @@ final as (
         registered_at,
         last_activity_at,
         subscription_status,
+        consecutive_soft_bounces,
         consent_sources,
         is_email_valid,
         is_test_account,
