@@ -278,6 +278,9 @@ PHASE_2 = {
     ],
     "web_events": [
         _page("w50", "a-1", "101", t("2026-04-10", "12:00:00")),
+        # late arrivals from March: one extends the 10:00 session of the 29th, one starts the 30th's earlier
+        _page("w51", "a-1", "101", t("2026-03-29", "10:40:00"), "/cart"),
+        _page("w52", "a-1", "101", t("2026-03-30", "08:40:00"), "/"),
     ],
 }
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from dbt_support import create_raw_tables, dbt_build, new_database, query
-from sendwise_hand_world import load_phase
+from sendwise_hand_world import load_phase, t
 
 SNAPSHOT_TABLES = {
     "marts.dim_customers": "customer_key",
@@ -22,7 +22,7 @@ SNAPSHOT_TABLES = {
     "snapshots.snap_crm__contacts": "contact_id, dbt_valid_from",
 }
 # Columns that record when a row was written, not what it says.
-VOLATILE = {"dbt_updated_at", "dbt_scd_id", "_loaded_at"}
+VOLATILE = {"dbt_updated_at", "dbt_scd_id", "_loaded_at", "_staged_at", "last_staged_at"}
 
 
 def table_contents(url: str) -> dict[str, list[tuple]]:
@@ -97,6 +97,22 @@ def test_a_rebuild_from_scratch_gives_the_same_keys(incremental_runs: dict, pg_s
     load_phase(url, 2)
     dbt_build(url, tmp_path / "target")
     assert record_keys(url) == incremental_runs["keys_2"]
+
+
+def test_late_events_reshape_their_visitors_sessions(incremental_runs: dict):
+    """Phase 2 brings late March events for a-1: one extends the 29th's first session, one moves the 30th's
+    session start earlier (a new session_id, the old row gone)."""
+    rows = query(
+        incremental_runs["url"],
+        "select started_at, ended_at, page_views from marts.fct_web_sessions "
+        "where anonymous_id = 'a-1' order by started_at",
+    )
+    assert [(r["started_at"], r["ended_at"], r["page_views"]) for r in rows] == [
+        (t("2026-03-29", "10:00:00"), t("2026-03-29", "10:40:00"), 4),
+        (t("2026-03-29", "15:00:00"), t("2026-03-29", "15:00:00"), 1),
+        (t("2026-03-30", "08:40:00"), t("2026-03-30", "09:01:30"), 3),
+        (t("2026-04-10", "12:00:00"), t("2026-04-10", "12:00:00"), 1),
+    ]
 
 
 def test_a_full_refresh_rebuilds_the_same_warehouse_and_keeps_the_key_history(incremental_runs: dict):

@@ -37,7 +37,8 @@ final as (
         nullif(trim(traits ->> 'last_name'), '') as traits_last_name,
         nullif(context ->> 'timezone', '') as timezone,
         _file_date,
-        _loaded_at
+        _loaded_at,
+        current_timestamp as _staged_at  -- the dbt run that staged the row; int_web__sessions reads it
     from checked
     where quarantine_reason is null
 )
