@@ -1,4 +1,4 @@
-"""Fixtures for the dbt tests: raw tables from the contract DDL, a hand-made world, one shared build."""
+"""Fixtures for the dbt tests: raw tables from the ingestion's DDL, a hand-made world, one shared build."""
 
 from __future__ import annotations
 
@@ -14,116 +14,23 @@ import psycopg2.extras
 import pytest
 
 from dagster_project.dbt.project import run_dbt
+from dagster_project.ingestion import loaders, parsers
+from dagster_project.ingestion.sources import SHOP_TABLES
 from dagster_project.warehouse import connection, embedded
 
 UTC = UTC
 
-# The raw layer exactly as contracts.md describes it (the extraction assets create the same tables).
-RAW_DDL = """
-create schema if not exists raw;
-create table if not exists raw.shop_customers (customer_id bigint primary key, email text, first_name text,
-  last_name text, phone text, accepts_marketing boolean, created_at timestamptz, updated_at timestamptz,
-  _loaded_at timestamptz, _batch_id text);
-create table if not exists raw.shop_products (product_id bigint primary key, sku text, name text,
-  category text, price numeric(10,2), created_at timestamptz, updated_at timestamptz,
-  _loaded_at timestamptz, _batch_id text);
-create table if not exists raw.shop_orders (order_id bigint primary key, customer_id bigint, status text,
-  order_total numeric(12,2), currency text, ordered_at timestamptz, created_at timestamptz,
-  updated_at timestamptz, _loaded_at timestamptz, _batch_id text);
-create table if not exists raw.shop_order_items (order_item_id bigint primary key, order_id bigint,
-  product_id bigint, quantity int, unit_price numeric(10,2), created_at timestamptz, updated_at timestamptz,
-  _loaded_at timestamptz, _batch_id text);
-create table if not exists raw.crm_contacts (contact_id text primary key, email text, first_name text,
-  last_name text, phone text, lifecycle_stage text, email_opt_in boolean, timezone text,
-  created_at timestamptz, updated_at timestamptz, _loaded_at timestamptz, _batch_id text, _source_file text);
-create table if not exists raw.web_events (message_id text, type text, event text, anonymous_id text,
-  user_id text, event_timestamp timestamptz, received_at timestamptz, user_agent text, page_path text,
-  properties jsonb, traits jsonb, context jsonb, _file_date date, _source_file text, _loaded_at timestamptz,
-  _batch_id text);
-create table if not exists raw.esp_events (event_id text, event_type text, profile_id text, email text,
-  campaign_id text, message_id text, event_timestamp timestamptz, user_agent text, ip text, url text,
-  bounce_type text, _file_date date, _source_file text, _loaded_at timestamptz, _batch_id text);
-"""
-
+# The raw layer is the ingestion's own contract: the same DDL, columns and keys the extraction assets use.
 RAW_COLUMNS: dict[str, tuple[str, ...]] = {
-    "shop_customers": (
-        "customer_id",
-        "email",
-        "first_name",
-        "last_name",
-        "phone",
-        "accepts_marketing",
-        "created_at",
-        "updated_at",
-    ),
-    "shop_products": ("product_id", "sku", "name", "category", "price", "created_at", "updated_at"),
-    "shop_orders": (
-        "order_id",
-        "customer_id",
-        "status",
-        "order_total",
-        "currency",
-        "ordered_at",
-        "created_at",
-        "updated_at",
-    ),
-    "shop_order_items": (
-        "order_item_id",
-        "order_id",
-        "product_id",
-        "quantity",
-        "unit_price",
-        "created_at",
-        "updated_at",
-    ),
-    "crm_contacts": (
-        "contact_id",
-        "email",
-        "first_name",
-        "last_name",
-        "phone",
-        "lifecycle_stage",
-        "email_opt_in",
-        "timezone",
-        "created_at",
-        "updated_at",
-    ),
-    "web_events": (
-        "message_id",
-        "type",
-        "event",
-        "anonymous_id",
-        "user_id",
-        "event_timestamp",
-        "received_at",
-        "user_agent",
-        "page_path",
-        "properties",
-        "traits",
-        "context",
-        "_file_date",
-    ),
-    "esp_events": (
-        "event_id",
-        "event_type",
-        "profile_id",
-        "email",
-        "campaign_id",
-        "message_id",
-        "event_timestamp",
-        "user_agent",
-        "ip",
-        "url",
-        "bounce_type",
-        "_file_date",
-    ),
+    **{table.stream: tuple(c.name for c in table.columns) for table in SHOP_TABLES.values()},
+    "crm_contacts": tuple(parsers.CRM_CONTACT_COLUMNS),
+    **{
+        stream.table: (*(name for name, _ in stream.columns), "_file_date")
+        for stream in loaders.EVENT_STREAMS.values()
+    },
 }
-PRIMARY_KEYS = {
-    "shop_customers": "customer_id",
-    "shop_products": "product_id",
-    "shop_orders": "order_id",
-    "shop_order_items": "order_item_id",
-    "crm_contacts": "contact_id",
+PRIMARY_KEYS = {table.stream: table.primary_key for table in SHOP_TABLES.values()} | {
+    "crm_contacts": "contact_id"
 }
 
 
@@ -136,9 +43,8 @@ def new_database(server_url: str, prefix: str) -> str:
 
 
 def create_raw_tables(url: str) -> None:
-    with psycopg2.connect(url) as conn, conn.cursor() as cur:
-        cur.execute(RAW_DDL)
-    conn.close()
+    with loaders.connect(url) as conn:
+        loaders.ensure_tables(conn)
 
 
 def load_raw(
