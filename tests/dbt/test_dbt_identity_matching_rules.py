@@ -26,6 +26,8 @@ SHOP = [
     # Emails that lost their "@" / their top-level domain at a company domain.
     _shop(305, "omar.haddadacme.io", "Omar", "Haddad", None, True, CREATED, UPDATED),
     _shop(306, "lena@initech", "Lena", "Berg", None, True, CREATED, UPDATED),
+    # "no email" written as an address: two different people must not merge on it.
+    _shop(307, "null@mail.org", "Ana", "Diaz", None, True, CREATED, UPDATED),
 ]
 CRM = [
     _crm("crm-301", None, "Nora", "Quinn", "+44 6958942644", True, "Europe/London", CREATED, UPDATED),
@@ -36,6 +38,7 @@ CRM = [
     # lena@initech could be either of these two: no reading.
     _crm("crm-306", "lena@initech.com", "Lena", "Berg", None, True, None, CREATED, UPDATED),
     _crm("crm-307", "lena@initech.de", "Lena", "Berg", None, True, None, CREATED, UPDATED),
+    _crm("crm-308", "NULL@mail.org", "Ben", "Ode", None, True, None, CREATED, UPDATED),
 ]
 
 
@@ -102,6 +105,16 @@ def test_ambiguous_numbers_and_shared_names_do_not_merge(keys):
     assert keys["302"] not in (keys["304"], keys["crm-304"])
     # lena@initech: .com or .de? Neither; three people as far as the data can tell.
     assert len({keys["306"], keys["crm-306"], keys["crm-307"]}) == 3
+
+
+def test_placeholder_emails_merge_nobody(phones_world, keys):
+    assert keys["307"] != keys["crm-308"]
+    reasons = query(
+        phones_world,
+        "select excluded_reason from intermediate.int_identity__identifier_checks "
+        "where identifier_type = 'email' and identifier_value = 'null@mail.org'",
+    )
+    assert [r["excluded_reason"] for r in reasons] == ["placeholder email"]
 
 
 def test_the_rules_can_be_switched_off(pg_server, tmp_path):
