@@ -162,30 +162,19 @@ def same_name_pairs(
     return pairs, same
 
 
-def predicted_keys(warehouse_url: str) -> dict[tuple[str, str], str]:
-    import psycopg
-
-    from dagster_project.warehouse.connection import libpq_url
-
-    with psycopg.connect(libpq_url(warehouse_url)) as conn:
-        rows = conn.execute(
-            "select record_type, record_id, customer_key from intermediate.int_identity__record_keys"
-        ).fetchall()
-    return {(record_type, record_id): key for record_type, record_id, key in rows}
-
-
-def evaluate(warehouse_url: str, ground_truth_dir: Path) -> PairScores:
-    return score_pairs(ground_truth_records(ground_truth_dir / "people.csv"), predicted_keys(warehouse_url))
-
-
 def identity_report(warehouse_url: str, ground_truth_dir: Path) -> IdentityReport:
     import psycopg
 
     from dagster_project.warehouse.connection import libpq_url
 
     truth = ground_truth_records(ground_truth_dir / "people.csv")
-    predicted = predicted_keys(warehouse_url)
     with psycopg.connect(libpq_url(warehouse_url)) as conn:
+        predicted = {
+            (record_type, record_id): key
+            for record_type, record_id, key in conn.execute(
+                "select record_type, record_id, customer_key from intermediate.int_identity__record_keys"
+            ).fetchall()
+        }
         observations = conn.execute(
             "select record_type, record_id, identifier_type, identifier_value "
             "from intermediate.int_identity__observations"
