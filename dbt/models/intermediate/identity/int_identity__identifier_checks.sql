@@ -105,11 +105,8 @@ final as (
         case
             when i.identifier_type = 'email' and not {{ is_valid_email('i.identifier_value') }}
                 then 'malformed email'
-            when i.identifier_type = 'email' and split_part(i.identifier_value, '@', 1) in (
-                {%- for local_part in var('identity_placeholder_email_local_parts') %}
-                '{{ local_part | lower }}'{{ ',' if not loop.last }}
-                {%- endfor %}
-            )
+            when i.identifier_type = 'email' and split_part(i.identifier_value, '@', 1)
+                in ('{{ var('identity_placeholder_email_local_parts') | map('lower') | join("', '") }}')
                 then 'placeholder email'
             when i.identifier_type = 'phone' and i.identifier_value ~ '^\+\d?(\d)\1{7,}$'
                 then 'placeholder phone (one repeated digit)'
