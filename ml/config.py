@@ -105,7 +105,23 @@ class BacktestConfig:
 
 
 @dataclass(frozen=True)
+class SegmentRefreshConfig:
+    """When a run refits the segments instead of assigning customers to the stored centroids."""
+
+    refit_every_days: int = 28
+    """Refit when the stored model is this many days older than the data's as-of."""
+    max_inertia_ratio: float = 1.25
+    """Refit when customers' mean squared distance to their centroid grew past this multiple of the fit's."""
+    max_share_shift: float = 0.05
+    """Refit when any segment's share of customers moved by more than this (0.05 = 5 share points)."""
+
+    def parameters(self) -> dict[str, Any]:
+        return json_ready(asdict(self))
+
+
+@dataclass(frozen=True)
 class MLConfig:
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
+    segment_refresh: SegmentRefreshConfig = field(default_factory=SegmentRefreshConfig)
     send_time: SendTimeConfig = field(default_factory=SendTimeConfig)
     backtest: BacktestConfig = field(default_factory=BacktestConfig)

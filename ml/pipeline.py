@@ -21,7 +21,14 @@ from ml.evaluation import (
 from ml.features import KEY
 from ml.plots import segment_centroid_chart, send_time_heatmap
 from ml.registry import ModelRun, data_fingerprint, model_version
-from ml.segmentation import SegmentationModel, fit_segments
+from ml.segment_refresh import (
+    StoredSegmentation,
+    assign_segments,
+    fit_statistics,
+    measure_drift,
+    refit_reason,
+)
+from ml.segmentation import SegmentationModel, SegmentationResult, fit_segments
 from ml.send_time import Engagement, SendTimeModel, fit_send_time, next_send_slots, prepare_engagement
 
 SEGMENTS_MODEL = "customer_segments"
@@ -63,12 +70,70 @@ def run_segmentation(
     previous_profiles: pd.DataFrame | None = None,
     previous_assignments: pd.DataFrame | None = None,
     truth: pd.DataFrame | None = None,
+    stored: StoredSegmentation | None = None,
+    as_of: pd.Timestamp | None = None,
 ) -> SegmentationRun:
-    """`truth` (customer_key, archetype) is used only to score the result, never to fit it."""
+    """Assign customers to the stored model's centroids, or refit when `refit_reason` says so.
+
+    `stored` is the last fitted model with its fit figures; `as_of` the data's as-of (for the refit
+    schedule). `truth` (customer_key, archetype) is used only to score the result, never to fit it."""
     config = config or MLConfig()
     features = features.sort_values(KEY, ignore_index=True)
-    version = segmentation_version(features, config)
-    result = fit_segments(features, config.segmentation, previous_profiles, previous_assignments)
+    fit_version = segmentation_version(features, config)
+    if stored is not None and stored.reference.version == fit_version and stored.run is not None:
+        return _rerun_of_fit(features, config, stored, previous_assignments)
+    drift = (
+        measure_drift(stored, features)
+        if stored is not None and stored.model.config == config.segmentation
+        else None
+    )
+    reason = refit_reason(stored, config.segmentation, config.segment_refresh, drift, as_of)
+    snapshot: dict[str, Any] = {
+        "customers": len(features),
+        "fingerprint": data_fingerprint(features),
+        "as_of": None if as_of is None else pd.Timestamp(as_of).isoformat(),
+        "refit": reason is not None,
+        "refit_reason": reason,
+    }
+    if reason is None:
+        assert stored is not None
+        version = model_version(
+            SEGMENTS_MODEL,
+            {**config.segmentation.parameters(), "assigned_with": stored.reference.version},
+            snapshot["fingerprint"],
+        )
+        result = assign_segments(stored, features, previous_assignments)
+        snapshot["fitted_version"] = stored.reference.version
+        extra = {}
+    else:
+        version = fit_version
+        result = fit_segments(features, config.segmentation, previous_profiles, previous_assignments)
+        snapshot["fitted_version"] = version
+        extra = fit_statistics(result.model, features)
+    assignments, profiles = _versioned(result, version, previous_assignments)
+    metrics = {
+        **result.metrics,
+        **extra,
+        "refit": reason is not None,
+        "refit_reason": reason,
+        "drift": drift,
+        **segmentation_quality(result.assignments, features, truth),
+    }
+    run = ModelRun(
+        model=SEGMENTS_MODEL,
+        version=version,
+        parameters={**config.segmentation.parameters(), "refresh": config.segment_refresh.parameters()},
+        data_snapshot=snapshot,
+        metrics=metrics,
+    )
+    plots = {"segment_centroids": segment_centroid_chart(profiles, list(config.segmentation.features))}
+    return SegmentationRun(version, assignments, profiles, run, result.model, plots)
+
+
+def _versioned(
+    result: SegmentationResult, version: str, previous_assignments: pd.DataFrame | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows to write: assignments (with each customer's segment before this run) and profiles."""
     before = (
         previous_assignments.set_index(KEY)["segment_id"]
         if previous_assignments is not None
@@ -77,17 +142,23 @@ def run_segmentation(
     assignments = result.assignments.assign(
         model_version=version, previous_segment_id=result.assignments[KEY].map(before).astype("Int64")
     )
-    profiles = result.profiles.assign(model_version=version)
-    metrics = {**result.metrics, **segmentation_quality(result.assignments, features, truth)}
-    run = ModelRun(
-        model=SEGMENTS_MODEL,
-        version=version,
-        parameters=config.segmentation.parameters(),
-        data_snapshot={"customers": len(features), "fingerprint": data_fingerprint(features)},
-        metrics=metrics,
-    )
+    return assignments, result.profiles.assign(model_version=version)
+
+
+def _rerun_of_fit(
+    features: pd.DataFrame,
+    config: MLConfig,
+    stored: StoredSegmentation,
+    previous_assignments: pd.DataFrame | None,
+) -> SegmentationRun:
+    """The data the model was fitted on, again: the fit's own assignment and record, unchanged."""
+    assert stored.run is not None
+    version = stored.reference.version
+    result = assign_segments(stored, features, previous_assignments)
+    assignments, profiles = _versioned(result, version, previous_assignments)
+    run = ModelRun(SEGMENTS_MODEL, version, **stored.run)
     plots = {"segment_centroids": segment_centroid_chart(profiles, list(config.segmentation.features))}
-    return SegmentationRun(version, assignments, profiles, run, result.model, plots)
+    return SegmentationRun(version, assignments, profiles, run, stored.model, plots)
 
 
 def run_send_time(

@@ -156,6 +156,14 @@ def nearest_centroids(kmeans: KMeans, points: np.ndarray) -> tuple[np.ndarray, n
     return nearest, first, np.clip(confidence, 0.0, 1.0)
 
 
+def member_centroids(scaled: np.ndarray, clusters: np.ndarray, k: int) -> np.ndarray:
+    """Mean of each cluster's members in scaled units (zeros for an empty cluster)."""
+    sizes = np.bincount(clusters, minlength=k)
+    return np.vstack(
+        [scaled[clusters == c].mean(axis=0) if sizes[c] else np.zeros(scaled.shape[1]) for c in range(k)]
+    )
+
+
 def name_segment(z: pd.Series, original: pd.Series) -> str:
     """A readable name from a centroid: `z` in standard units, `original` in the features' own units."""
 
@@ -282,9 +290,7 @@ def _fit_segments(
     clusters, distance, confidence = nearest_centroids(kmeans, points)
 
     sizes = np.bincount(clusters, minlength=k)
-    scaled_centroids = np.vstack(
-        [scaled[clusters == c].mean(axis=0) if sizes[c] else np.zeros(scaled.shape[1]) for c in range(k)]
-    )
+    scaled_centroids = member_centroids(scaled, clusters, k)
     original = transform.to_original_units(scaled_centroids)
     z_centroids = pd.DataFrame(scaled_centroids, columns=list(config.features))
     names = name_segments(z_centroids, original)

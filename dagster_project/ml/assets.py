@@ -83,16 +83,28 @@ def customer_segments(context: dg.AssetExecutionContext, warehouse: WarehouseRes
             conn, segmentation_version(features, config)
         )
         result = run_segmentation(
-            features, config, previous_profiles, previous_assignments, truth=_truth(customers)
+            features,
+            config,
+            previous_profiles,
+            previous_assignments,
+            truth=_truth(customers),
+            stored=io.stored_segmentation(conn, settings.models_dir),
+            as_of=io.read_data_as_of(conn),
         )
         version = result.version
-        artefact = io.save_artefact(settings.models_dir, SEGMENTS_MODEL, version, result.model)
+        fitted_version = result.run.data_snapshot.get("fitted_version", version)
+        if fitted_version == version:
+            artefact = io.save_artefact(settings.models_dir, SEGMENTS_MODEL, version, result.model)
+        else:  # assigned against the stored model: its artefact is the one in use
+            artefact = settings.models_dir / SEGMENTS_MODEL / f"{fitted_version}.joblib"
         assignments = result.assignments
         io.write_segmentation(
             conn, result.run, assignments, result.profiles, list(config.segmentation.features)
         )
     metrics = result.run.metrics
-    context.log.info(f"segments {version}: k={metrics['k']}, moved={metrics['moved_customers']}")
+    reason = metrics.get("refit_reason")
+    how = f"refit ({reason})" if reason else "assigned to the stored model"
+    context.log.info(f"segments {version}: k={metrics['k']}, moved={metrics['moved_customers']}, {how}")
     common = {
         "model_version": dg.MetadataValue.text(version),
         "artefact": dg.MetadataValue.path(str(artefact)),
@@ -110,7 +122,10 @@ def customer_segments(context: dg.AssetExecutionContext, warehouse: WarehouseRes
             "dagster/row_count": dg.MetadataValue.int(len(assignments)),
             "k": dg.MetadataValue.int(int(metrics["k"])),
             "moved_customers": dg.MetadataValue.int(int(metrics["moved_customers"])),
-            "k_scores": dg.MetadataValue.md(markdown_table(pd.DataFrame(metrics["k_scores"]))),
+            "refit": dg.MetadataValue.bool(bool(metrics.get("refit", True))),
+            "refit_reason": dg.MetadataValue.text(str(metrics.get("refit_reason") or "none: assigned")),
+            "drift": _json(metrics.get("drift") or {}),
+            "k_scores": dg.MetadataValue.md(markdown_table(pd.DataFrame(metrics.get("k_scores", [])))),
             "metrics": _json(metrics),
             "preview": dg.MetadataValue.md(markdown_table(assignments.head(10))),
         },

@@ -18,6 +18,7 @@ import pandas as pd
 import psycopg
 
 from ml.registry import ModelRun
+from ml.segment_refresh import StoredSegmentation, stored_from_record
 
 MARTS = "marts"
 FEATURE_TEXT_COLUMNS = ("customer_key", "top_categories", "behavioural_segments")
@@ -178,6 +179,37 @@ def previous_segmentation(
     before = segments["segment_id"].where(~rerun, segments["previous_segment_id"])
     assignments = pd.DataFrame({"customer_key": segments["customer_key"], "segment_id": before}).dropna()
     return profiles, assignments.astype({"segment_id": "int64"})
+
+
+def read_data_as_of(conn: psycopg.Connection) -> pd.Timestamp | None:
+    """The dbt build's as-of instant (intermediate.int_calendar__as_of), or None when there is none."""
+    if not table_exists(conn, "intermediate.int_calendar__as_of"):
+        return None
+    with conn.cursor() as cursor:
+        cursor.execute("select max(as_of_at) from intermediate.int_calendar__as_of")
+        row = cursor.fetchone()
+    return pd.Timestamp(row[0]).tz_convert("UTC") if row and row[0] is not None else None
+
+
+def stored_segmentation(conn: psycopg.Connection, models_dir: Path) -> StoredSegmentation | None:
+    """The model the last segmentation run used (its fit's artefact and figures), or None."""
+    if not table_exists(conn, "ml.model_runs"):
+        return None
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "select version, data_snapshot from ml.model_runs where model = 'customer_segments' "
+            "order by created_at desc, version desc limit 1"
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    fitted_version = row[1].get("fitted_version") or row[0]
+    fit = read_model_run(conn, "customer_segments", fitted_version)
+    artefact = models_dir / "customer_segments" / f"{fitted_version}.joblib"
+    if fit is None or not artefact.exists():
+        return None  # the artefact is gone: refit
+    record = {key: fit[key] for key in ("parameters", "data_snapshot", "metrics")}
+    return stored_from_record(joblib.load(artefact), fitted_version, record)
 
 
 def _copy_frame(conn: psycopg.Connection, table: str, frame: pd.DataFrame) -> None:
