@@ -155,6 +155,10 @@ def test_ml_segment_ids_survive_a_changed_dataset(warehouse_url: str, marts):
     assert metrics["moved_customers"] == int((both["segment_id_before"] != both["segment_id_after"]).sum())
     # matched ids: nearly everyone keeps their segment id
     assert metrics["moved_customers"] < 0.1 * len(both)
+    # the second run assigned customers to the stored model instead of refitting it
+    assert metrics["refit"] is False and metrics["drift"]["inertia_ratio"] > 0
+    artefacts = list((Path(os.environ["SENDWISE_HOME"]) / "models" / "customer_segments").glob("*.joblib"))
+    assert len(artefacts) == 1
 
 
 def test_ml_read_frame_types_text_nulls_times_and_booleans(warehouse_url: str):
