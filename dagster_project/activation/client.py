@@ -13,11 +13,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 import orjson
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
+
+if TYPE_CHECKING:
+    from dagster_project.activation.outbound import FieldLimits
 
 OutcomeStatus = Literal["ok", "rejected", "failed"]
 
@@ -291,6 +294,8 @@ class EspClient(ABC):
     """What the sync needs from an ESP. Adapters: KlaviyoClient (also the sandbox), MailchimpClient."""
 
     name: str
+    limits: FieldLimits
+    """What the ESP accepts per field; adapters clean and bound every record with it before sending."""
     upsert_batch_size: int
     removal_batch_size: int
     session: ApiSession

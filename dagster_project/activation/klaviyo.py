@@ -25,6 +25,7 @@ from dagster_project.activation.client import (
     reading,
     response_json,
 )
+from dagster_project.activation.outbound import KLAVIYO_LIMITS, prepare_records
 
 REVISION = "2026-07-15"
 JSON_API = "application/vnd.api+json"
@@ -89,6 +90,7 @@ def size_bounded_chunks(records: Sequence[ProfileRecord], max_count: int, max_by
 
 class KlaviyoClient(EspClient):
     name = "klaviyo"
+    limits = KLAVIYO_LIMITS
 
     def __init__(
         self,
@@ -136,9 +138,10 @@ class KlaviyoClient(EspClient):
 
     # profiles -------------------------------------------------------------------------------------
     def upsert_profiles(self, records: Sequence[ProfileRecord], list_id: str | None) -> list[RecordOutcome]:
-        """One bulk import job per chunk; waits for each job and reads its import errors."""
-        outcomes: list[RecordOutcome] = []
-        for chunk in size_bounded_chunks(records, self.upsert_batch_size, MAX_JOB_BYTES):
+        """One bulk import job per chunk; waits for each job and reads its import errors. Records
+        that break Klaviyo's limits once cleaned are not sent (outcome `rejected`, with the reason)."""
+        ready, outcomes = prepare_records(records, self.limits)
+        for chunk in size_bounded_chunks(ready, self.upsert_batch_size, MAX_JOB_BYTES):
             outcomes += self._run_import_job(chunk, list_id)
         return outcomes
 

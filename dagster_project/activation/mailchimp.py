@@ -15,6 +15,7 @@ from dagster_project.activation.client import (
     RecordOutcome,
     chunked,
 )
+from dagster_project.activation.outbound import MAILCHIMP_LIMITS, clean_text, prepare_records
 
 MAX_MEMBERS_PER_CALL = 500
 
@@ -52,15 +53,20 @@ def member_body(record: ProfileRecord) -> dict[str, Any]:
     return {"email_address": record.email, "status_if_new": "subscribed", "merge_fields": merge_fields}
 
 
+def bounded_tag(text: str) -> str:
+    return clean_text(text, MAILCHIMP_LIMITS.tag or 100)
+
+
 def member_tags(record: ProfileRecord) -> list[str]:
     tags = ["sendwise"]
     if record.properties.get("sendwise_segment"):
-        tags.append(f"sendwise: {record.properties['sendwise_segment']}")
+        tags.append(bounded_tag(f"sendwise: {record.properties['sendwise_segment']}"))
     return tags
 
 
 class MailchimpClient(EspClient):
     name = "mailchimp"
+    limits = MAILCHIMP_LIMITS
 
     def __init__(self, session: ApiSession, list_id: str, *, upsert_batch_size: int = MAX_MEMBERS_PER_CALL):
         self.session = session
@@ -88,8 +94,8 @@ class MailchimpClient(EspClient):
 
     def upsert_profiles(self, records: Sequence[ProfileRecord], list_id: str) -> list[RecordOutcome]:
         self.ensure_merge_fields(list_id)
-        outcomes: list[RecordOutcome] = []
-        for chunk in chunked(records, self.upsert_batch_size):
+        ready, outcomes = prepare_records(records, self.limits)
+        for chunk in chunked(ready, self.upsert_batch_size):
             response = self.session.request(
                 "POST",
                 f"/lists/{list_id}",
@@ -135,7 +141,7 @@ class MailchimpClient(EspClient):
 
     def add_to_audience(self, records: Sequence[ProfileRecord], audience_id: str) -> list[RecordOutcome]:
         """Campaign audiences are tags on members of the configured audience (`self.list_id`)."""
-        tags = {"tags": [{"name": f"sendwise-audience: {audience_id}", "status": "active"}]}
+        tags = {"tags": [{"name": bounded_tag(f"sendwise-audience: {audience_id}"), "status": "active"}]}
         return self._per_member(records, "POST", "/tags", tags)
 
     def remove_from_list(self, records: Sequence[ProfileRecord], list_id: str) -> list[RecordOutcome]:
