@@ -253,6 +253,14 @@ class ApiSession:
         )
         return retrying(self._send_once, method, path, params, body, content_type)
 
+    def request_json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """`request`, and its answer as a JSON object (else UnexpectedResponse)."""
+        document = response_json(self.request(method, path, **kwargs))
+        if not isinstance(document, dict):
+            kind = type(document).__name__
+            raise UnexpectedResponse(f"{method} {path}: unexpected response (a JSON {kind}, not an object)")
+        return document
+
     def _send_once(
         self, method: str, path: str, params: dict[str, Any] | None, body: bytes, content_type: str
     ) -> httpx.Response:

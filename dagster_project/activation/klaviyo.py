@@ -19,11 +19,9 @@ from dagster_project.activation.client import (
     PageGuard,
     ProfileRecord,
     RecordOutcome,
-    UnexpectedResponse,
     chunked,
     failed_outcomes,
     reading,
-    response_json,
 )
 from dagster_project.activation.outbound import KLAVIYO_LIMITS, prepare_records
 
@@ -113,12 +111,7 @@ class KlaviyoClient(EspClient):
         return self.session.request(method, path, content_type=JSON_API, **kwargs)
 
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        document = response_json(self._call(method, path, **kwargs))
-        if not isinstance(document, dict):
-            raise UnexpectedResponse(
-                f"{method} {path}: unexpected response (a JSON {type(document).__name__})"
-            )
-        return document
+        return self.session.request_json(method, path, content_type=JSON_API, **kwargs)
 
     def _pages(self, path: str, params: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
         """The documents of a cursor-paged listing, following `links.next` only within the API origin,
