@@ -1,8 +1,10 @@
 """The ESP client interface, per-record outcomes, and the HTTP session every adapter shares.
 
 The session owns the network manners: a token-bucket rate limiter that also honours `Retry-After`,
-and retries with exponential backoff for 429, 5xx and timeouts (tenacity). Secrets live in headers
-only and are never logged or put in exceptions.
+and retries with exponential backoff for 429, 5xx and timeouts (tenacity): failures count toward a
+number of tries, except 429s that said when to come back, which are waited out within a time budget.
+Requests go only to the base URL's origin. Secrets live in headers only and are never logged or put
+in exceptions.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
@@ -172,12 +175,17 @@ class RateLimiter:
             time.sleep(wait)
 
 
-def parse_retry_after(value: str | None) -> float | None:
+def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date (RFC 9110)."""
     if not value:
         return None
     try:
         return max(float(value), 0.0)
     except ValueError:
+        pass
+    try:
+        return max(parsedate_to_datetime(value).timestamp() - now(), 0.0)
+    except (TypeError, ValueError, IndexError):
         return None
 
 
@@ -327,6 +335,15 @@ class EspClient(ABC):
     def add_to_audience(self, records: Sequence[ProfileRecord], audience_id: str) -> list[RecordOutcome]:
         """Make the profiles members of a campaign audience (Klaviyo: a list; Mailchimp: a tag)."""
         return self.upsert_profiles(records, audience_id)
+
+    def delete_profiles(self, emails: Sequence[str]) -> list[RecordOutcome]:
+        """Erase the people with these emails from the ESP (GDPR art. 17: the ESP's own deletion, not
+        an unsubscribe); one outcome per email (customer_key empty), `ok` also when the ESP did not
+        know the person. Adapters that cannot delete answer `failed` for every email."""
+        return [
+            RecordOutcome("", email, "failed", f"{self.name}: deletion is not implemented")
+            for email in emails
+        ]
 
     def close(self) -> None:
         self.session.close()

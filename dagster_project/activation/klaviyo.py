@@ -16,6 +16,7 @@ from dagster_project.activation.client import (
     ApiSession,
     EspClient,
     EspError,
+    EspRequestRejected,
     PageGuard,
     ProfileRecord,
     RecordOutcome,
@@ -221,6 +222,30 @@ class KlaviyoClient(EspClient):
                     found[email] = str(profile["id"])
         found.pop("", None)
         return found
+
+    # erasure ----------------------------------------------------------------------------------------
+    def delete_profiles(self, emails: Sequence[str]) -> list[RecordOutcome]:
+        """One data-privacy deletion job per email (the API takes one identifier per request); Klaviyo
+        deletes every profile matching it, asynchronously. A refused or failed request is that email's
+        outcome; the others go on."""
+        outcomes = []
+        for email in emails:
+            body = {
+                "data": {
+                    "type": "data-privacy-deletion-job",
+                    "attributes": {"profile": {"data": {"type": "profile", "attributes": {"email": email}}}},
+                }
+            }
+            try:
+                self._call("POST", "/api/data-privacy-deletion-jobs", json=body)
+            except EspRequestRejected as error:
+                outcomes.append(RecordOutcome("", email, "rejected", str(error)))
+                continue
+            except EspError as error:
+                outcomes.append(RecordOutcome("", email, "failed", str(error)))
+                continue
+            outcomes.append(RecordOutcome("", email, "ok"))
+        return outcomes
 
     # events extraction ----------------------------------------------------------------------------
     def metrics(self) -> dict[str, str]:

@@ -182,6 +182,19 @@ class MailchimpClient(EspClient):
             records, lambda r: {**operation, "path": member_path(list_id, r.email)}, missing_is_ok=True
         )
 
+    def delete_profiles(self, emails: Sequence[str]) -> list[RecordOutcome]:
+        """Permanent delete from the configured audience (`actions/delete-permanent`, through batch
+        operations); a member Mailchimp does not have (404) counts as deleted."""
+        records = [ProfileRecord("", email) for email in emails]
+        return self._per_member(
+            records,
+            lambda r: {
+                "method": "POST",
+                "path": f"{member_path(self.list_id, r.email)}/actions/delete-permanent",
+            },
+            missing_is_ok=True,
+        )
+
     def _per_member(self, records, operation_of, missing_is_ok: bool = False) -> list[RecordOutcome]:
         """One batch operation per member, up to MAX_OPERATIONS_PER_BATCH per batch."""
         outcomes: list[RecordOutcome] = []

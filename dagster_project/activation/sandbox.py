@@ -157,6 +157,24 @@ class SandboxStore:
             self._by_external_id[external_id] = profile_id
         return profile_id
 
+    def forget(self, email: str) -> int:
+        """Erase a person (data-privacy deletion): profiles with that email, their list memberships and
+        events, and import errors quoting them. Returns the profiles removed."""
+        wanted = email.lower()
+        with self.lock:
+            gone = {pid for pid, p in self.profiles.items() if (p.get("email") or "").lower() == wanted}
+            for profile_id in gone:
+                del self.profiles[profile_id]
+            for members in self.lists.values():
+                for profile_id in gone & set(members):
+                    del members[profile_id]
+            self.events = [e for e in self.events if e["profile_id"] not in gone]
+            for job in self.jobs.values():
+                job["errors"] = [e for e in job["errors"] if wanted not in orjson.dumps(e).decode().lower()]
+            self._reindex()
+            self.save()
+        return len(gone)
+
     def find_by_email(self, email: str) -> dict[str, Any] | None:
         profile_id = self._by_email.get(email.lower())
         return self.profiles.get(profile_id) if profile_id else None
@@ -424,6 +442,12 @@ class SandboxApp:
             return 200, {"data": data, "links": {"self": base_url + path, "next": None}}
         if path == "/api/events" and method == "GET":
             return 200, self.query_events(query, base_url, path)
+        if path == "/api/data-privacy-deletion-jobs" and method == "POST":
+            profile = document["data"]["attributes"]["profile"]["data"]["attributes"]
+            if set(profile) != {"email"}:
+                raise ValueError("the sandbox deletes by email only")
+            self.store.forget(profile["email"])
+            return 202, None
         raise LookupError(f"{method} {path} is not part of the sandbox's Klaviyo subset")
 
     def create_import_job(self, document: dict[str, Any]) -> dict[str, Any]:

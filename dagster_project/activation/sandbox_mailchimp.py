@@ -130,6 +130,7 @@ class MailchimpSandbox:
                 return 204, None
             if action == "/actions/delete-permanent" and method == "POST":
                 del self.state.audiences[list_id][member_hash]
+                self.scrub(member["email_address"])
                 return 204, None
             if action is None and method == "DELETE":
                 member["status"] = "archived"
@@ -137,6 +138,14 @@ class MailchimpSandbox:
             if action is None and method == "GET":
                 return 200, member
         raise LookupError(f"{method} {PREFIX}{path} is not part of the sandbox's Mailchimp subset")
+
+    def scrub(self, email: str) -> None:
+        """Batch results that quote a permanently deleted address lose their answer."""
+        wanted = email.lower()
+        for batch in self.state.batches.values():
+            for result in batch["results"]:
+                if wanted in result["response"].lower():
+                    result["response"] = ""
 
     def batch_subscribe(self, list_id: str, document: dict[str, Any]) -> dict[str, Any]:
         members = document["members"]

@@ -57,6 +57,12 @@ def test_every_klaviyo_request_conforms_to_the_spec(world, sandbox):  # noqa: F8
     assert members == world.contactable_emails() - {rejected}  # the ESP still refuses that one
     paged = list(client.iter_events(since=datetime(2026, 1, 1, tzinfo=UTC), page_size=1))  # cursor pages
     assert [e["event_id"] for e in paged] == [e["event_id"] for e in events]
+    erased = client.delete_profiles(["person1@example.com", rejected, "never-seen@example.com"])
+    assert [o.status for o in erased] == ["ok", "ok", "ok"]
+    held = orjson.dumps([sandbox.store.profiles, sandbox.store.events, list(sandbox.store.jobs.values())])
+    held += sandbox.store.state_file.read_bytes()
+    assert b"person1@example.com" not in held and rejected.encode() not in held
+    assert client.profile_ids(["person1@example.com"]) == {}
 
     validator = klaviyo_validator(SPECS)
     assert validator is not None, f"the Klaviyo spec files are missing from {SPECS}"
@@ -76,6 +82,7 @@ def test_every_klaviyo_request_conforms_to_the_spec(world, sandbox):  # noqa: F8
         "GET /api/metrics",
         "GET /api/events",
         "GET /api/lists/{id}/profiles",
+        "POST /api/data-privacy-deletion-jobs",
     }
     assert sorted(e["event_type"] for e in events) == ["click", "open", "open"]  # not the 2025 one
     click = next(e for e in events if e["event_type"] == "click")

@@ -80,6 +80,12 @@ def test_every_mailchimp_request_conforms_and_members_tags_and_archiving_land(sa
     [refused] = client.add_to_audience([stranger], "x")
     assert refused.status == "rejected" and refused.reason.startswith("404 ")
 
+    erased = client.delete_profiles(["person1@example.com", "stranger@example.com"])
+    assert [o.status for o in erased] == ["ok", "ok"]  # the stranger was never there: nothing to do
+    assert subscriber_hash("person1@example.com") not in audience
+    held = orjson.dumps(sandbox.store.mailchimp.batches) + sandbox.store.state_file.read_bytes()
+    assert b"person1@example.com" not in held and b"person10@example.com" in held
+
     problems = [
         p
         for request in sent
@@ -93,7 +99,7 @@ def test_every_mailchimp_request_conforms_and_members_tags_and_archiving_land(sa
     assert counted["POST /lists/{list_id}/merge-fields"] == 5  # the SW_* fields the audience lacked
     assert counted["POST /lists/{list_id}/members/{subscriber_hash}/tags"] == 0  # batched, not one by one
     assert counted["DELETE /lists/{list_id}/members/{subscriber_hash}"] == 0
-    assert counted["POST /batches"] == 3 + 1 + 1 + 1
+    assert counted["POST /batches"] == 3 + 1 + 1 + 1 + 1
     assert all(r.headers.get("authorization", "").startswith("Basic ") for r in sent)
 
 
