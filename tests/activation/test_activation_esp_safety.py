@@ -8,8 +8,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import orjson
 import pytest
+from activation_world import list_emails, make_client, sandbox, world  # noqa: F401
 
 from dagster_project.activation.client import (
     ApiSession,
@@ -19,6 +21,9 @@ from dagster_project.activation.client import (
     UnsafePagination,
 )
 from dagster_project.activation.klaviyo import KlaviyoClient, klaviyo_headers
+from dagster_project.activation.sync import run_sync
+
+DEST, LIST = "sandbox:sendwise", "sendwise"
 
 Answer = tuple[int, bytes]
 
@@ -153,3 +158,41 @@ def test_missing_optional_fields_in_listings_are_read_with_defaults_or_fail_as_e
         with pytest.raises(UnexpectedResponse, match="GET /api/metrics"):
             client.metrics()
         client.close()
+
+
+class OddAnswers(httpx.HTTPTransport):
+    """A real transport whose answers to the first `count` import-job creations are not JSON."""
+
+    def __init__(self, count: int):
+        super().__init__()
+        self.count = count
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if request.method == "POST" and request.url.path == "/api/profile-bulk-import-jobs" and self.count:
+            self.count -= 1
+            response.read()
+            return httpx.Response(202, content=b"<html>upstream hiccup</html>", request=request)
+        return response
+
+
+def test_one_odd_answer_fails_its_batch_not_the_sync(world, sandbox):  # noqa: F811
+    session = ApiSession(
+        sandbox.url, klaviyo_headers("k"), rate_per_second=1000, burst=1000, transport=OddAnswers(1)
+    )
+    client = KlaviyoClient(session, upsert_batch_size=50, poll_interval=0.001)
+    result = run_sync(world.conn, client, DEST, LIST)
+    expected = world.contactable_emails()
+    assert (result.status, result.failed, result.added) == ("partial", 50, len(expected) - 50)
+    reasons = world.conn.execute(
+        "select distinct status, reason from activation.esp_sync_outcomes where run_id = %s", (result.run_id,)
+    ).fetchall()
+    assert reasons == [
+        (
+            "failed",
+            "POST /api/profile-bulk-import-jobs: answer 202 is not JSON (no content-type, 28 bytes)",
+        )
+    ]
+    rerun = run_sync(world.conn, make_client(sandbox), DEST, LIST)
+    assert rerun.added == 50 and rerun.failed == 0
+    assert set(list_emails(sandbox, LIST)) == expected
