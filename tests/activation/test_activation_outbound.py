@@ -57,7 +57,7 @@ def visible_only(text: str) -> bool:
     )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(hostile_text, st.integers(min_value=1, max_value=300))
 def test_clean_text_is_always_bounded_visible_one_line_and_stable(value: str, limit: int):
     cleaned = clean_text(value, limit)
@@ -67,7 +67,7 @@ def test_clean_text_is_always_bounded_visible_one_line_and_stable(value: str, li
     assert clean_text(cleaned, limit) == cleaned
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(hostile_text, hostile_text, st.dictionaries(hostile_text, hostile_text, max_size=4))
 def test_every_field_of_a_sanitised_record_is_within_the_esps_limits(first, last, extra):
     for limits in (KLAVIYO_LIMITS, MAILCHIMP_LIMITS):
