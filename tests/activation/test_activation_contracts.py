@@ -114,6 +114,15 @@ def test_a_non_conforming_request_fails_validation_and_the_sandbox_answers_400(s
     with pytest.raises(SpecViolation, match="'person' is not one of"):
         validator.check("POST", "https://a.klaviyo.com/api/profile-bulk-import-jobs", headers, bad_body)
     assert validator.violations("GET", "https://a.klaviyo.com/api/profiles?page%5Bsize%5D=500", headers)
+    # the endpoints the adapters read and erase with are validated too
+    base = "https://a.klaviyo.com/api"
+    assert validator.violations("GET", f"{base}/lists/L/profiles?page%5Bsize%5D=1000", headers)
+    assert validator.violations(
+        "GET", f"{base}/profile-bulk-import-jobs/J/import-errors?page%5Bsize%5D=101", headers
+    )
+    assert validator.violations("GET", f"{base}/profiles?bogus=1", headers)
+    deletion = {"data": {"type": "data-privacy-deletion-job", "attributes": {"profile": {"data": {}}}}}
+    assert validator.violations("POST", f"{base}/data-privacy-deletion-jobs", headers, orjson.dumps(deletion))
     missing_revision = {k: v for k, v in headers.items() if k != "revision"}
     assert any(
         "revision" in p
