@@ -117,11 +117,10 @@ class PageGuard:
         self.seen: set[str] = set()
         self.pages = 0
 
-    def check(self, page_key: str, is_url: bool = True) -> str:
-        """Call before fetching each page (its URL, or for offset paging a key of the request)."""
-        if is_url:
-            page_key = str(httpx.URL(page_key))
-        if is_url and url_origin(page_key) != self.origin:
+    def check(self, url: str) -> str:
+        """Call with each page's URL before fetching it; returns the URL to fetch."""
+        page_key = str(httpx.URL(url))
+        if url_origin(page_key) != self.origin:
             scheme, host, port = url_origin(page_key)
             raise UnsafePagination(
                 f"{self.what}: next page link points to {scheme}://{host}:{port}, outside the API origin "
