@@ -1,5 +1,7 @@
 """Activation assets: profiles (segments, send times, scores) and campaign audiences pushed to the ESP."""
 
+import re
+
 import dagster as dg
 import psycopg
 
@@ -16,6 +18,15 @@ PROFILE_INPUTS = [
     dg.AssetKey(["dim_customers"]),
     dg.AssetKey(["fct_customer_features"]),
 ]
+
+
+EMAIL_LIKE = re.compile(r"([^\s@|'\"<>()\[\],;:]+)@([^\s@|'\"<>()\[\],;:]+)")
+
+
+def masked(text: str | None) -> str:
+    """`text` with every email in it masked (`jane@example.com` -> `j***@example.com`): the Dagster
+    UI has no auth, so its metadata shows no address (customer keys identify the rows instead)."""
+    return EMAIL_LIKE.sub(lambda m: f"{m.group(1)[:1]}***@{m.group(2)}", text or "")
 
 
 class SyncConfig(dg.Config):
@@ -45,9 +56,10 @@ def sync_metadata(result: SyncResult, list_id: str, base_url: str) -> dict[str, 
     )
     if result.problems:
         metadata["problems"] = dg.MetadataValue.md(
-            "| status | email | reason |\n|---|---|---|\n"
+            "| status | customer_key | email | reason |\n|---|---|---|---|\n"
             + "\n".join(
-                f"| {p.status} | {p.email} | {(p.reason or '')[:120]} |" for p in result.problems[:20]
+                f"| {p.status} | {p.customer_key} | {masked(p.email)} | {masked(p.reason)[:120]} |"
+                for p in result.problems[:20]
             )
         )
     return metadata
@@ -63,7 +75,7 @@ def changes_table(result: SyncResult, limit: int = 10) -> str:
         for record in records[:limit]:
             props = record.properties
             rows.append(
-                f"| {change} | {record.customer_key} | {record.email} | "
+                f"| {change} | {record.customer_key} | {masked(record.email)} | "
                 f"{props.get('sendwise_segment', '')} | "
                 f"{props.get('sendwise_best_send_hour', '')} | {props.get('sendwise_next_send_at', '')} |"
             )
@@ -187,7 +199,8 @@ def esp_sync_has_no_failed_records(warehouse: WarehouseResource) -> dg.AssetChec
             "failed": int(failed or 0),
             "rejected": int(rejected or 0),
             "top_reasons": dg.MetadataValue.md(
-                "| reason | records |\n|---|---|\n" + "\n".join(f"| {r[:150]} | {n} |" for r, n in reasons)
+                "| reason | records |\n|---|---|\n"
+                + "\n".join(f"| {masked(r)[:150]} | {n} |" for r, n in reasons)
             ),
         },
     )

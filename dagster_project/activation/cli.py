@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import sys
+
+# Exit codes: each outcome its own, so that a scheduler can tell "try again later" from "fix it".
+EXIT_SUCCESS = 0
+EXIT_PARTIAL = 1  # some records were rejected or failed (logged in activation.esp_sync_outcomes)
+EXIT_BAD_SETTINGS = 2  # ESP_PROVIDER / ESP_API_KEY / ESP_LIST_ID missing or wrong
+EXIT_ALREADY_RUNNING = 3  # another sync to the same destination holds its lock: nothing was done
+EXIT_CODES_HELP = (
+    f"exit codes: {EXIT_SUCCESS} success (or dry run), {EXIT_PARTIAL} partial (some records rejected or "
+    f"failed; see activation.esp_sync_outcomes), {EXIT_BAD_SETTINGS} bad settings, "
+    f"{EXIT_ALREADY_RUNNING} another sync to this destination is running (nothing done; try again later)"
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EXIT_CODES_HELP
     parser.add_argument("--dry-run", action="store_true", help="print what would change; send nothing")
     only = parser.add_mutually_exclusive_group()
     only.add_argument("--profiles-only", action="store_true", help="skip the campaign audiences")
@@ -25,6 +38,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dagster_project.activation.sync import SyncAlreadyRunning
+
+    try:
+        return _run(args)
+    except SyncAlreadyRunning as error:
+        print(f"sync not started: {error}", file=sys.stderr)
+        return EXIT_ALREADY_RUNNING
+    except BadSettings as error:
+        print(f"sync not started: {error}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
+
+
+class BadSettings(Exception):
+    """The ESP settings cannot make a client (provider, key or list missing or wrong)."""
+
+
+def _run(args: argparse.Namespace) -> int:
     import psycopg
 
     from dagster_project.activation.resources import build_client, resolve_target
@@ -33,12 +63,15 @@ def run(args: argparse.Namespace) -> int:
     from dagster_project.settings import get_settings
     from dagster_project.warehouse.connection import ensure_schemas, libpq_url, warehouse_url
 
-    settings = get_settings()
+    try:
+        settings = get_settings()
+        target = resolve_target(settings)
+    except ValueError as error:
+        raise BadSettings(str(error)) from None
     url = warehouse_url(settings)
     ensure_schemas(url)
-    if args.dry_run:
-        client, target = None, resolve_target(settings)
-    else:
+    client = None
+    if not args.dry_run:
         client, target = build_client(settings, upsert_batch_size=args.batch_size)
     print(
         f"ESP: {target.provider} at {target.base_url}, list {target.list_id}"
@@ -69,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
                 print_preview(result)
             for problem in result.problems[:10]:
                 print(f"  {problem.status}: {problem.email} ({problem.customer_key}): {problem.reason}")
-            status = 1 if result.status not in ("success", "dry_run") else 0
+            status = EXIT_PARTIAL if result.status not in ("success", "dry_run") else EXIT_SUCCESS
         if not args.profiles_only:
             for audience in sync_all_audiences(
                 conn, client, load_triggers(), marts_schema=args.marts_schema, dry_run=args.dry_run
@@ -83,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
                     f"{audience.removed_not_contactable} removed (no longer contactable), "
                     f"{audience.failed} failed"
                 )
-                status = status or (1 if audience.failed else 0)
+                status = status or (EXIT_PARTIAL if audience.failed else EXIT_SUCCESS)
     if client is not None:
         client.close()
     return status

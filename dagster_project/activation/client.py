@@ -1,8 +1,10 @@
 """The ESP client interface, per-record outcomes, and the HTTP session every adapter shares.
 
 The session owns the network manners: a token-bucket rate limiter that also honours `Retry-After`,
-and retries with exponential backoff for 429, 5xx and timeouts (tenacity). Secrets live in headers
-only and are never logged or put in exceptions.
+and retries with exponential backoff for 429, 5xx and timeouts (tenacity): failures count toward a
+number of tries, except 429s that said when to come back, which are waited out within a time budget.
+Requests go only to the base URL's origin. Secrets live in headers only and are never logged or put
+in exceptions.
 """
 
 from __future__ import annotations
@@ -11,12 +13,17 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 import orjson
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import RetryCallState, Retrying, retry_if_exception_type
+
+if TYPE_CHECKING:
+    from dagster_project.activation.outbound import FieldLimits
 
 OutcomeStatus = Literal["ok", "rejected", "failed"]
 
@@ -55,6 +62,77 @@ class RetryableEspError(EspError):
 
 class EspRequestRejected(EspError):
     """The ESP refused the request itself (4xx other than 429): retrying will not help."""
+
+
+class UnexpectedResponse(EspError):
+    """The ESP answered something the adapter cannot read (not JSON, a field missing or of another type)."""
+
+
+class UnsafePagination(EspError):
+    """A pagination link that leaves the API origin, points back to a page already read, or pages past the
+    cap: the listing stops there (the API key is never sent anywhere but the configured origin)."""
+
+
+# What reading a response can raise when its shape is not the expected one.
+SHAPE_ERRORS = (KeyError, IndexError, TypeError, AttributeError, ValueError)
+
+
+@contextmanager
+def reading(what: str) -> Iterator[None]:
+    """Turn a response of an unexpected shape into an UnexpectedResponse naming `what` was read, so
+    that one odd answer fails its batch (an EspError), not the whole sync."""
+    try:
+        yield
+    except EspError:
+        raise
+    except SHAPE_ERRORS as error:
+        raise UnexpectedResponse(f"{what}: unexpected response ({type(error).__name__}: {error})") from None
+
+
+def response_json(response: httpx.Response) -> Any:
+    """The response body as JSON, or UnexpectedResponse naming the request."""
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        request = response.request
+        raise UnexpectedResponse(
+            f"{request.method} {request.url.path}: answer {response.status_code} is not JSON "
+            f"({response.headers.get('content-type', 'no content-type')}, {len(response.content)} bytes)"
+        ) from None
+
+
+def url_origin(url: str | httpx.URL) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port made explicit."""
+    parsed = httpx.URL(url)
+    default = {"http": 80, "https": 443}.get(parsed.scheme)
+    return parsed.scheme, parsed.host, parsed.port or default
+
+
+class PageGuard:
+    """Follows one listing's pages: each next link must stay within `origin`, never repeat, and the
+    listing stops with UnsafePagination after `max_pages` pages."""
+
+    def __init__(self, what: str, origin: tuple[str, str, int | None], max_pages: int):
+        self.what, self.origin, self.max_pages = what, origin, max_pages
+        self.seen: set[str] = set()
+        self.pages = 0
+
+    def check(self, url: str) -> str:
+        """Call with each page's URL before fetching it; returns the URL to fetch."""
+        page_key = str(httpx.URL(url))
+        if url_origin(page_key) != self.origin:
+            scheme, host, port = url_origin(page_key)
+            raise UnsafePagination(
+                f"{self.what}: next page link points to {scheme}://{host}:{port}, outside the API origin "
+                f"{self.origin[0]}://{self.origin[1]}:{self.origin[2]}; not followed"
+            )
+        if page_key in self.seen:
+            raise UnsafePagination(f"{self.what}: next page link repeats a page already read (a loop)")
+        self.pages += 1
+        if self.pages > self.max_pages:
+            raise UnsafePagination(f"{self.what}: more than {self.max_pages} pages; stopped")
+        self.seen.add(page_key)
+        return page_key
 
 
 @dataclass(frozen=True)
@@ -96,12 +174,17 @@ class RateLimiter:
             time.sleep(wait)
 
 
-def parse_retry_after(value: str | None) -> float | None:
+def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date (RFC 9110)."""
     if not value:
         return None
     try:
         return max(float(value), 0.0)
     except ValueError:
+        pass
+    try:
+        return max(parsedate_to_datetime(value).timestamp() - now(), 0.0)
+    except (TypeError, ValueError, IndexError):
         return None
 
 
@@ -119,12 +202,15 @@ class ApiSession:
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         timeout: float = 60.0,
+        retry_after_budget: float = 300.0,
         on_request: Callable[[SentRequest], None] | None = None,
         transport: httpx.BaseTransport | None = None,
     ):
         self.client = httpx.Client(base_url=base_url, headers=headers, timeout=timeout, transport=transport)
+        self.origin = url_origin(base_url)
         self.limiter = RateLimiter(rate_per_second, burst)
         self.max_attempts = max_attempts
+        self.retry_after_budget = retry_after_budget
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
         self.on_request = on_request
         self.request_count = 0
@@ -139,6 +225,22 @@ class ApiSession:
             return 0.0  # the limiter already pauses every request until Retry-After has passed
         return min(self.backoff_base * 2 ** (state.attempt_number - 1), self.backoff_max)
 
+    def _stopper(self) -> Callable[[RetryCallState], bool]:
+        """Failures count toward `max_attempts`, except 429s that said when to come back (Retry-After):
+        those are waited out as long as the request stays within `retry_after_budget` seconds."""
+        counted = 0
+
+        def stop(state: RetryCallState) -> bool:
+            nonlocal counted
+            error = state.outcome.exception() if state.outcome else None
+            if isinstance(error, RetryableEspError) and error.retry_after is not None:
+                elapsed = state.seconds_since_start or 0.0
+                return elapsed + error.retry_after > self.retry_after_budget
+            counted += 1
+            return counted >= self.max_attempts
+
+        return stop
+
     def request(
         self,
         method: str,
@@ -150,13 +252,21 @@ class ApiSession:
     ) -> httpx.Response:
         body = orjson.dumps(json) if json is not None else b""
         retrying = Retrying(
-            stop=stop_after_attempt(self.max_attempts),
+            stop=self._stopper(),
             wait=self._wait,
             retry=retry_if_exception_type(RetryableEspError),
             reraise=True,
             before_sleep=lambda _state: setattr(self, "retry_count", self.retry_count + 1),
         )
         return retrying(self._send_once, method, path, params, body, content_type)
+
+    def request_json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """`request`, and its answer as a JSON object (else UnexpectedResponse)."""
+        document = response_json(self.request(method, path, **kwargs))
+        if not isinstance(document, dict):
+            kind = type(document).__name__
+            raise UnexpectedResponse(f"{method} {path}: unexpected response (a JSON {kind}, not an object)")
+        return document
 
     def _send_once(
         self, method: str, path: str, params: dict[str, Any] | None, body: bytes, content_type: str
@@ -166,6 +276,8 @@ class ApiSession:
         request = self.client.build_request(
             method, path, params=params, content=body or None, headers=headers
         )
+        if url_origin(request.url) != self.origin:  # the key goes to the configured API only
+            raise UnsafePagination(f"{method} {request.url.host}: outside the API origin; not sent")
         self.request_count += 1
         if self.on_request:
             self.on_request(SentRequest(method, str(request.url), dict(request.headers), body))
@@ -197,6 +309,8 @@ class EspClient(ABC):
     """What the sync needs from an ESP. Adapters: KlaviyoClient (also the sandbox), MailchimpClient."""
 
     name: str
+    limits: FieldLimits
+    """What the ESP accepts per field; adapters clean and bound every record with it before sending."""
     upsert_batch_size: int
     removal_batch_size: int
     session: ApiSession
@@ -220,6 +334,15 @@ class EspClient(ABC):
     def add_to_audience(self, records: Sequence[ProfileRecord], audience_id: str) -> list[RecordOutcome]:
         """Make the profiles members of a campaign audience (Klaviyo: a list; Mailchimp: a tag)."""
         return self.upsert_profiles(records, audience_id)
+
+    def delete_profiles(self, emails: Sequence[str]) -> list[RecordOutcome]:
+        """Erase the people with these emails from the ESP (GDPR art. 17: the ESP's own deletion, not
+        an unsubscribe); one outcome per email (customer_key empty), `ok` also when the ESP did not
+        know the person. Adapters that cannot delete answer `failed` for every email."""
+        return [
+            RecordOutcome("", email, "failed", f"{self.name}: deletion is not implemented")
+            for email in emails
+        ]
 
     def close(self) -> None:
         self.session.close()

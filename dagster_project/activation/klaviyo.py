@@ -16,11 +16,15 @@ from dagster_project.activation.client import (
     ApiSession,
     EspClient,
     EspError,
+    EspRequestRejected,
+    PageGuard,
     ProfileRecord,
     RecordOutcome,
     chunked,
     failed_outcomes,
+    reading,
 )
+from dagster_project.activation.outbound import KLAVIYO_LIMITS, prepare_records
 
 REVISION = "2026-07-15"
 JSON_API = "application/vnd.api+json"
@@ -28,6 +32,7 @@ MAX_PROFILES_PER_JOB = 10_000
 MAX_JOB_BYTES = 5_000_000
 MAX_LIST_RELATIONSHIPS = 1_000
 MAX_PROFILES_PAGE = 100
+MAX_PAGES = 10_000  # per listing: 1M profiles at 100 a page; a longer listing is a server fault
 
 # Klaviyo metric names -> the event_type of the ESP event files (contracts.md).
 METRIC_EVENT_TYPES = {
@@ -84,6 +89,7 @@ def size_bounded_chunks(records: Sequence[ProfileRecord], max_count: int, max_by
 
 class KlaviyoClient(EspClient):
     name = "klaviyo"
+    limits = KLAVIYO_LIMITS
 
     def __init__(
         self,
@@ -93,8 +99,10 @@ class KlaviyoClient(EspClient):
         removal_batch_size: int = MAX_LIST_RELATIONSHIPS,
         poll_interval: float = 1.0,
         job_timeout: float = 600.0,
+        max_pages: int = MAX_PAGES,
     ):
         self.session = session
+        self.max_pages = max_pages
         self.upsert_batch_size = min(upsert_batch_size, MAX_PROFILES_PER_JOB)
         self.removal_batch_size = min(removal_batch_size, MAX_LIST_RELATIONSHIPS)
         self.poll_interval = poll_interval
@@ -103,17 +111,38 @@ class KlaviyoClient(EspClient):
     def _call(self, method: str, path: str, **kwargs: Any):
         return self.session.request(method, path, content_type=JSON_API, **kwargs)
 
+    def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        return self.session.request_json(method, path, content_type=JSON_API, **kwargs)
+
+    def _pages(self, path: str, params: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
+        """The documents of a cursor-paged listing, following `links.next` only within the API origin,
+        never to a page already read and for at most `max_pages` pages (else UnsafePagination)."""
+        guard = PageGuard(f"GET {path}", self.session.origin, self.max_pages)
+        guard.check(str(self.session.client.build_request("GET", path, params=params).url))
+        while True:
+            document = self._json("GET", path, params=params)
+            yield document
+            with reading(f"GET {path} links"):
+                next_url = (document.get("links") or {}).get("next")
+                if next_url is not None and not isinstance(next_url, str):
+                    raise TypeError(f"links.next is a {type(next_url).__name__}")
+            if not next_url:
+                return
+            path, params = guard.check(next_url), None
+
     # profiles -------------------------------------------------------------------------------------
     def upsert_profiles(self, records: Sequence[ProfileRecord], list_id: str | None) -> list[RecordOutcome]:
-        """One bulk import job per chunk; waits for each job and reads its import errors."""
-        outcomes: list[RecordOutcome] = []
-        for chunk in size_bounded_chunks(records, self.upsert_batch_size, MAX_JOB_BYTES):
+        """One bulk import job per chunk; waits for each job and reads its import errors. Records
+        that break Klaviyo's limits once cleaned are not sent (outcome `rejected`, with the reason)."""
+        ready, outcomes = prepare_records(records, self.limits)
+        for chunk in size_bounded_chunks(ready, self.upsert_batch_size, MAX_JOB_BYTES):
             outcomes += self._run_import_job(chunk, list_id)
         return outcomes
 
     def _run_import_job(self, records: Sequence[ProfileRecord], list_id: str | None) -> list[RecordOutcome]:
-        response = self._call("POST", "/api/profile-bulk-import-jobs", json=import_job_body(records, list_id))
-        job_id = response.json()["data"]["id"]
+        document = self._json("POST", "/api/profile-bulk-import-jobs", json=import_job_body(records, list_id))
+        with reading("POST /api/profile-bulk-import-jobs"):
+            job_id = str(document["data"]["id"])
         job = self._wait_for_job(job_id)
         if job["status"] == "cancelled":
             return failed_outcomes(records, f"import job {job_id} was cancelled")
@@ -130,11 +159,11 @@ class KlaviyoClient(EspClient):
     def _wait_for_job(self, job_id: str) -> dict[str, Any]:
         deadline = time.monotonic() + self.job_timeout
         while True:
-            attributes = self._call("GET", f"/api/profile-bulk-import-jobs/{job_id}").json()["data"][
-                "attributes"
-            ]
-            if attributes["status"] in ("complete", "cancelled"):
-                return attributes
+            document = self._json("GET", f"/api/profile-bulk-import-jobs/{job_id}")
+            with reading(f"GET /api/profile-bulk-import-jobs/{job_id}"):
+                attributes = document["data"]["attributes"]
+                if attributes["status"] in ("complete", "cancelled"):
+                    return attributes
             if time.monotonic() > deadline:
                 raise EspError(f"import job {job_id} still {attributes['status']} after {self.job_timeout}s")
             time.sleep(self.poll_interval)
@@ -142,18 +171,17 @@ class KlaviyoClient(EspClient):
     def _import_errors(self, job_id: str) -> dict[str, str]:
         """email (lower case) -> the ESP's reason, from the job's import errors."""
         errors: dict[str, str] = {}
-        path: str | None = f"/api/profile-bulk-import-jobs/{job_id}/import-errors"
-        params: dict[str, Any] | None = {"page[size]": MAX_PROFILES_PAGE}
-        while path:
-            document = self._call("GET", path, params=params).json()
-            for error in document.get("data", []):
-                attributes = error["attributes"]
-                payload = attributes.get("original_payload") or {}
-                email = (payload.get("email") or payload.get("attributes", {}).get("email") or "").lower()
-                errors[email] = (
-                    f"{attributes.get('code')}: {attributes.get('detail') or attributes.get('title')}"
-                )
-            path, params = _next_page(document)
+        path = f"/api/profile-bulk-import-jobs/{job_id}/import-errors"
+        for document in self._pages(path, {"page[size]": MAX_PROFILES_PAGE}):
+            with reading(f"GET {path}"):
+                for error in document.get("data") or []:
+                    attributes = error.get("attributes") or {}
+                    payload = attributes.get("original_payload") or {}
+                    nested = payload.get("attributes") or {}
+                    email = str(payload.get("email") or nested.get("email") or "").lower()
+                    errors[email] = (
+                        f"{attributes.get('code')}: {attributes.get('detail') or attributes.get('title')}"
+                    )
         return errors
 
     # list membership ------------------------------------------------------------------------------
@@ -170,12 +198,14 @@ class KlaviyoClient(EspClient):
 
     def list_member_emails(self, list_id: str) -> set[str]:
         emails: set[str] = set()
-        path: str | None = f"/api/lists/{list_id}/profiles"
-        params: dict[str, Any] | None = {"fields[profile]": "email", "page[size]": MAX_PROFILES_PAGE}
-        while path:
-            document = self._call("GET", path, params=params).json()
-            emails.update((p["attributes"].get("email") or "").lower() for p in document.get("data", []))
-            path, params = _next_page(document)
+        path = f"/api/lists/{list_id}/profiles"
+        params = {"fields[profile]": "email", "page[size]": MAX_PROFILES_PAGE}
+        for document in self._pages(path, params):
+            with reading(f"GET {path}"):
+                emails.update(
+                    str((p.get("attributes") or {}).get("email") or "").lower()
+                    for p in document.get("data") or []
+                )
         emails.discard("")
         return emails
 
@@ -185,21 +215,45 @@ class KlaviyoClient(EspClient):
         for chunk in chunked(list(emails), MAX_PROFILES_PAGE):
             quoted = ",".join(orjson.dumps(email).decode() for email in chunk)
             params = {"filter": f"any(email,[{quoted}])", "page[size]": MAX_PROFILES_PAGE}
-            document = self._call("GET", "/api/profiles", params=params).json()
-            for profile in document.get("data", []):
-                found[(profile["attributes"].get("email") or "").lower()] = profile["id"]
+            document = self._json("GET", "/api/profiles", params=params)
+            with reading("GET /api/profiles"):
+                for profile in document.get("data") or []:
+                    email = str((profile.get("attributes") or {}).get("email") or "").lower()
+                    found[email] = str(profile["id"])
+        found.pop("", None)
         return found
+
+    # erasure ----------------------------------------------------------------------------------------
+    def delete_profiles(self, emails: Sequence[str]) -> list[RecordOutcome]:
+        """One data-privacy deletion job per email (the API takes one identifier per request); Klaviyo
+        deletes every profile matching it, asynchronously. A refused or failed request is that email's
+        outcome; the others go on."""
+        outcomes = []
+        for email in emails:
+            body = {
+                "data": {
+                    "type": "data-privacy-deletion-job",
+                    "attributes": {"profile": {"data": {"type": "profile", "attributes": {"email": email}}}},
+                }
+            }
+            try:
+                self._call("POST", "/api/data-privacy-deletion-jobs", json=body)
+            except EspRequestRejected as error:
+                outcomes.append(RecordOutcome("", email, "rejected", str(error)))
+                continue
+            except EspError as error:
+                outcomes.append(RecordOutcome("", email, "failed", str(error)))
+                continue
+            outcomes.append(RecordOutcome("", email, "ok"))
+        return outcomes
 
     # events extraction ----------------------------------------------------------------------------
     def metrics(self) -> dict[str, str]:
         """metric name -> metric id."""
         names: dict[str, str] = {}
-        path: str | None = "/api/metrics"
-        params: dict[str, Any] | None = None
-        while path:
-            document = self._call("GET", path, params=params).json()
-            names.update({m["attributes"]["name"]: m["id"] for m in document.get("data", [])})
-            path, params = _next_page(document)
+        for document in self._pages("/api/metrics", None):
+            with reading("GET /api/metrics"):
+                names.update({m["attributes"]["name"]: m["id"] for m in document.get("data") or []})
         return names
 
     def iter_events(self, since: datetime | None = None, page_size: int = 1000) -> Iterator[dict[str, Any]]:
@@ -211,29 +265,22 @@ class KlaviyoClient(EspClient):
             condition = f"equals(metric_id,'{metric_id}')"
             if since is not None:
                 condition += f",greater-than(datetime,{since.isoformat()})"
-            path: str | None = "/api/events"
-            params: dict[str, Any] | None = {
-                "filter": condition,
-                "include": "profile",
-                "page[size]": page_size,
-                "sort": "datetime",
-            }
-            while path:
-                document = self._call("GET", path, params=params).json()
-                emails = {
-                    p["id"]: p["attributes"].get("email")
-                    for p in document.get("included", [])
-                    if p.get("type") == "profile"
-                }
-                for event in document.get("data", []):
-                    yield event_file_row(event, event_type, emails)
-                path, params = _next_page(document)
+            params = {"filter": condition, "include": "profile", "page[size]": page_size, "sort": "datetime"}
+            for document in self._pages("/api/events", params):
+                with reading("GET /api/events"):
+                    emails = {
+                        p["id"]: (p.get("attributes") or {}).get("email")
+                        for p in document.get("included") or []
+                        if p.get("type") == "profile"
+                    }
+                    rows = [event_file_row(event, event_type, emails) for event in document.get("data") or []]
+                yield from rows
 
 
 def event_file_row(event: dict[str, Any], event_type: str, emails: dict[str, str]) -> dict[str, Any]:
-    attributes = event.get("attributes", {})
+    attributes = event.get("attributes") or {}
     props = attributes.get("event_properties") or {}
-    profile_id = ((event.get("relationships") or {}).get("profile") or {}).get("data", {}).get("id")
+    profile_id = (((event.get("relationships") or {}).get("profile") or {}).get("data") or {}).get("id")
     row = {
         "event_id": event["id"],
         "event_type": event_type,
@@ -251,11 +298,6 @@ def event_file_row(event: dict[str, Any], event_type: str, emails: dict[str, str
     if event_type == "bounce":
         row["bounce_type"] = props.get("bounce_type") or props.get("Bounce Type")
     return row
-
-
-def _next_page(document: dict[str, Any]) -> tuple[str | None, None]:
-    """The `links.next` URL (absolute; httpx accepts it as the path) or None at the end."""
-    return (document.get("links") or {}).get("next"), None
 
 
 def extract_klaviyo_events(client: KlaviyoClient, since: datetime | None = None) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""The local ESP sandbox: a small HTTP server speaking the Klaviyo API subset Sendwise uses.
+"""The local ESP sandbox: a small HTTP server speaking the Klaviyo API subset Sendwise uses, and under
+`/3.0/` the Mailchimp subset (sandbox_mailchimp.py).
 
 Every /api request is validated against ../shared/esp-specs when the spec files are there (else against
 the sandbox's own checks of the fields it uses) and answered 4xx with the violation when it does not
@@ -29,7 +30,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import orjson
 
-from dagster_project.activation.spec_validation import SpecValidator, klaviyo_validator
+from dagster_project.activation.sandbox_mailchimp import RESULTS_PATH, MailchimpSandbox, MailchimpState
+from dagster_project.activation.spec_validation import SpecValidator, klaviyo_validator, mailchimp_validator
 
 MAX_PROFILES_PER_JOB = 10_000
 MAX_BODY_BYTES = 5_000_000
@@ -77,6 +79,7 @@ class SandboxStore:
         self.jobs: dict[str, dict[str, Any]] = {}
         self.metrics: dict[str, str] = {}
         self.events: list[dict[str, Any]] = []
+        self.mailchimp = MailchimpState()
         self.request_count = 0
         self.requests: list[tuple[str, str, int]] = []
         self._by_email: dict[str, str] = {}
@@ -96,6 +99,7 @@ class SandboxStore:
         self.lists = {k: dict.fromkeys(v) for k, v in state.get("lists", {}).items()}
         self.metrics = state.get("metrics", {})
         self.events = state.get("events", [])
+        self.mailchimp = MailchimpState.from_json(state.get("mailchimp"))
         self._reindex()
 
     def save(self) -> None:
@@ -108,6 +112,7 @@ class SandboxStore:
             "lists": {k: list(v) for k, v in self.lists.items()},
             "metrics": self.metrics,
             "events": self.events,
+            "mailchimp": self.mailchimp.to_json(),
         }
         temporary = self.state_file.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
         temporary.write_bytes(orjson.dumps(document))
@@ -116,6 +121,7 @@ class SandboxStore:
     def reset(self) -> None:
         with self.lock:
             self.profiles, self.lists, self.jobs, self.metrics, self.events = {}, {}, {}, {}, []
+            self.mailchimp = MailchimpState()
             self.request_count, self.requests = 0, []
             self._reindex()
             self.save()
@@ -150,6 +156,24 @@ class SandboxStore:
         if external_id:
             self._by_external_id[external_id] = profile_id
         return profile_id
+
+    def forget(self, email: str) -> int:
+        """Erase a person (data-privacy deletion): profiles with that email, their list memberships and
+        events, and import errors quoting them. Returns the profiles removed."""
+        wanted = email.lower()
+        with self.lock:
+            gone = {pid for pid, p in self.profiles.items() if (p.get("email") or "").lower() == wanted}
+            for profile_id in gone:
+                del self.profiles[profile_id]
+            for members in self.lists.values():
+                for profile_id in gone & set(members):
+                    del members[profile_id]
+            self.events = [e for e in self.events if e["profile_id"] not in gone]
+            for job in self.jobs.values():
+                job["errors"] = [e for e in job["errors"] if wanted not in orjson.dumps(e).decode().lower()]
+            self._reindex()
+            self.save()
+        return len(gone)
 
     def find_by_email(self, email: str) -> dict[str, Any] | None:
         profile_id = self._by_email.get(email.lower())
@@ -276,6 +300,16 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def _admin(self, method: str, path: str, body: bytes) -> None:
         app = self.server.app
+        if path.startswith(RESULTS_PATH) and path.endswith(".tar.gz") and method == "GET":
+            archive = app.mailchimp.results_archive(path.removeprefix(RESULTS_PATH).removesuffix(".tar.gz"))
+            if archive is None:
+                return self._error(404, "no such finished batch")
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-gzip")
+            self.send_header("Content-Length", str(len(archive)))
+            self.end_headers()
+            self.wfile.write(archive)
+            return None
         if path == "/__sandbox/health":
             state_dir = str(app.store.state_dir.resolve()) if app.store.state_dir else None
             return self._reply(
@@ -307,10 +341,15 @@ class SandboxApp:
     """Routing, validation and fault injection, independent of the HTTP plumbing."""
 
     def __init__(
-        self, store: SandboxStore, validator: SpecValidator | None, job_polls_until_complete: int = 1
+        self,
+        store: SandboxStore,
+        validator: SpecValidator | None,
+        job_polls_until_complete: int = 1,
+        mailchimp: SpecValidator | None = None,
     ):
         self.store = store
         self.validator = validator
+        self.mailchimp = MailchimpSandbox(self, mailchimp)
         self.faults = Faults()
         self.job_polls_until_complete = job_polls_until_complete
         self.fault_lock = threading.Lock()
@@ -333,6 +372,7 @@ class SandboxApp:
                 "profiles": len(self.store.profiles),
                 "lists": {k: len(v) for k, v in self.store.lists.items()},
                 "events": len(self.store.events),
+                "mailchimp_audiences": {k: len(v) for k, v in self.store.mailchimp.audiences.items()},
             }
 
     def preflight(
@@ -355,7 +395,9 @@ class SandboxApp:
             time.sleep(delay)
         if len(body) > MAX_BODY_BYTES:
             return 413, f"request body of {len(body)} bytes exceeds {MAX_BODY_BYTES}", None
-        if self.validator is not None:
+        if path.startswith("/3.0/"):
+            problems = self.mailchimp.violations(method, raw_path, headers, body)
+        elif self.validator is not None:
             problems = self.validator.violations(method, raw_path, headers, body or None)
         else:
             problems = own_checks(method, path, headers, body)
@@ -371,6 +413,8 @@ class SandboxApp:
         return None
 
     def route(self, method: str, path: str, query: dict[str, list[str]], body: bytes, base_url: str):
+        if path.startswith("/3.0/"):
+            return self.mailchimp.handle(method, path, query, body, base_url)
         document = orjson.loads(body) if body else None
         if path == "/api/profile-bulk-import-jobs" and method == "POST":
             return 202, self.create_import_job(document)
@@ -398,6 +442,12 @@ class SandboxApp:
             return 200, {"data": data, "links": {"self": base_url + path, "next": None}}
         if path == "/api/events" and method == "GET":
             return 200, self.query_events(query, base_url, path)
+        if path == "/api/data-privacy-deletion-jobs" and method == "POST":
+            profile = document["data"]["attributes"]["profile"]["data"]["attributes"]
+            if set(profile) != {"email"}:
+                raise ValueError("the sandbox deletes by email only")
+            self.store.forget(profile["email"])
+            return 202, None
         raise LookupError(f"{method} {path} is not part of the sandbox's Klaviyo subset")
 
     def create_import_job(self, document: dict[str, Any]) -> dict[str, Any]:
@@ -599,7 +649,8 @@ class Sandbox:
         job_polls_until_complete: int = 1,
     ):
         validator = klaviyo_validator(specs_dir) if specs_dir else None
-        self.app = SandboxApp(SandboxStore(state_dir), validator, job_polls_until_complete)
+        mailchimp = mailchimp_validator(specs_dir) if specs_dir else None
+        self.app = SandboxApp(SandboxStore(state_dir), validator, job_polls_until_complete, mailchimp)
         self.server = SandboxHTTPServer((host, port), self.app)
         self.url = f"http://{host}:{self.server.server_address[1]}"
         self.thread: threading.Thread | None = None

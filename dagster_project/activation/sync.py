@@ -398,11 +398,21 @@ class SyncAlreadyRunning(RuntimeError):
 
 
 def _lock_destination(conn: psycopg.Connection, destination: str) -> None:
-    """Session advisory lock: two syncs to one destination never interleave (released if we die)."""
+    """Session advisory lock: two syncs to one destination never interleave (released if we die).
+    Holding it, any real sync of this destination still logged `running` died without writing its end
+    (killed): its log row becomes `abandoned`."""
     locked = conn.execute("select pg_try_advisory_lock(hashtext(%s))", (destination,)).fetchone()[0]
     conn.commit()
     if not locked:
         raise SyncAlreadyRunning(f"another sync to {destination} is running; try again when it has finished")
+    conn.execute(
+        "update activation.esp_sync_log set status = 'abandoned', finished_at = now(), "
+        "duration_seconds = extract(epoch from now() - started_at), "
+        "error = 'the process ended without finishing (killed?); found when the lock was next taken' "
+        "where destination = %s and status = 'running' and not dry_run",
+        (destination,),
+    )
+    conn.commit()
 
 
 def _run_sync(

@@ -12,6 +12,7 @@ from dagster_project.activation.assets import (
     campaign_audiences,
     esp_profile_sync,
     esp_sync_has_no_failed_records,
+    masked,
 )
 from dagster_project.activation.client import EspError, ProfileRecord
 from dagster_project.activation.resources import EspResource, build_client, sandbox_is_up, sandbox_state_dir
@@ -68,13 +69,31 @@ def test_assets_dry_run_then_sync(world, home_sandbox, warehouse_url):  # noqa: 
     assert [c.passed for c in real.get_asset_check_evaluations()] == [True]
 
     email = sorted(world.contactable_emails())[5]
-    home_sandbox.faults.update({"reject_emails": {email: "spam trap"}})
+    home_sandbox.faults.update({"reject_emails": {email: f"{email} is a spam trap"}})
     world.conn.execute("update marts.fct_customer_features set engagement_score = 0.5")
     world.conn.commit()
     again = materialize(warehouse_url, dry_run=False)
     check = again.get_asset_check_evaluations()[0]
     assert not check.passed and check.metadata["rejected"].value == 1
-    assert "spam trap" in check.metadata["top_reasons"].value
+    assert f"{email[0]}***@example.com is a spam trap" in check.metadata["top_reasons"].value
+    # the UI has no auth: no raw email in any metadata it shows
+    shown = [
+        str(value.value)
+        for result in (dry, real, again)
+        for event in result.get_asset_materialization_events()
+        for value in event.materialization.metadata.values()
+    ] + [str(v.value) for c in again.get_asset_check_evaluations() for v in c.metadata.values()]
+    assert "***@example.com" in " ".join(shown)
+    assert not [e for e in world.contactable_emails() if any(e in text for text in shown)]
+
+
+def test_masked_hides_every_email_in_a_text():
+    assert masked("jane.doe@example.com") == "j***@example.com"
+    assert (
+        masked("invalid: 'a@b.test' and <x.y@z.org>, twice")
+        == "invalid: 'a***@b.test' and <x***@z.org>, twice"
+    )
+    assert masked(None) == "" and masked("no address here") == "no address here"
 
 
 def test_sync_and_esp_show_commands(world, home_sandbox, capsys):  # noqa: F811

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 
 import httpx
@@ -10,15 +9,10 @@ import orjson
 import pytest
 from activation_world import make_client, sandbox, world  # noqa: F401
 
-from dagster_project.activation.client import ApiSession, ProfileRecord, SentRequest
+from dagster_project.activation.client import ProfileRecord, SentRequest
 from dagster_project.activation.klaviyo import KlaviyoClient, extract_klaviyo_events, klaviyo_headers
-from dagster_project.activation.mailchimp import MailchimpClient, mailchimp_headers, subscriber_hash
 from dagster_project.activation.sandbox import Sandbox
-from dagster_project.activation.spec_validation import (
-    SpecViolation,
-    klaviyo_validator,
-    mailchimp_validator,
-)
+from dagster_project.activation.spec_validation import SpecViolation, klaviyo_validator
 from dagster_project.activation.sync import run_sync
 from dagster_project.activation.triggers import load_triggers, sync_all_audiences
 from dagster_project.settings import get_settings
@@ -63,6 +57,12 @@ def test_every_klaviyo_request_conforms_to_the_spec(world, sandbox):  # noqa: F8
     assert members == world.contactable_emails() - {rejected}  # the ESP still refuses that one
     paged = list(client.iter_events(since=datetime(2026, 1, 1, tzinfo=UTC), page_size=1))  # cursor pages
     assert [e["event_id"] for e in paged] == [e["event_id"] for e in events]
+    erased = client.delete_profiles(["person1@example.com", rejected, "never-seen@example.com"])
+    assert [o.status for o in erased] == ["ok", "ok", "ok"]
+    held = orjson.dumps([sandbox.store.profiles, sandbox.store.events, list(sandbox.store.jobs.values())])
+    held += sandbox.store.state_file.read_bytes()
+    assert b"person1@example.com" not in held and rejected.encode() not in held
+    assert client.profile_ids(["person1@example.com"]) == {}
 
     validator = klaviyo_validator(SPECS)
     assert validator is not None, f"the Klaviyo spec files are missing from {SPECS}"
@@ -82,6 +82,7 @@ def test_every_klaviyo_request_conforms_to_the_spec(world, sandbox):  # noqa: F8
         "GET /api/metrics",
         "GET /api/events",
         "GET /api/lists/{id}/profiles",
+        "POST /api/data-privacy-deletion-jobs",
     }
     assert sorted(e["event_type"] for e in events) == ["click", "open", "open"]  # not the 2025 one
     click = next(e for e in events if e["event_type"] == "click")
@@ -113,6 +114,15 @@ def test_a_non_conforming_request_fails_validation_and_the_sandbox_answers_400(s
     with pytest.raises(SpecViolation, match="'person' is not one of"):
         validator.check("POST", "https://a.klaviyo.com/api/profile-bulk-import-jobs", headers, bad_body)
     assert validator.violations("GET", "https://a.klaviyo.com/api/profiles?page%5Bsize%5D=500", headers)
+    # the endpoints the adapters read and erase with are validated too
+    base = "https://a.klaviyo.com/api"
+    assert validator.violations("GET", f"{base}/lists/L/profiles?page%5Bsize%5D=1000", headers)
+    assert validator.violations(
+        "GET", f"{base}/profile-bulk-import-jobs/J/import-errors?page%5Bsize%5D=101", headers
+    )
+    assert validator.violations("GET", f"{base}/profiles?bogus=1", headers)
+    deletion = {"data": {"type": "data-privacy-deletion-job", "attributes": {"profile": {"data": {}}}}}
+    assert validator.violations("POST", f"{base}/data-privacy-deletion-jobs", headers, orjson.dumps(deletion))
     missing_revision = {k: v for k, v in headers.items() if k != "revision"}
     assert any(
         "revision" in p
@@ -147,106 +157,3 @@ def test_sandbox_without_specs_still_checks_the_fields_it_uses(tmp_path):
             client.remove_from_list([ProfileRecord("k1", "one@example.com")], "L")
         response = httpx.get(f"{bare.url}/api/metrics")
         assert response.status_code == 400 and "authorization" in response.text
-
-
-class FakeMailchimp:
-    """The network edge of Mailchimp: checks each request against the spec, answers like Mailchimp."""
-
-    def __init__(self, rejected: set[str]):
-        self.validator = mailchimp_validator(SPECS)
-        self.rejected = rejected
-        self.requests: list[httpx.Request] = []
-        self.violations: list[str] = []
-        self.created_merge_fields: list[str] = []
-        self.batch_sizes: list[int] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        body = request.content or None
-        problems = self.validator.violations(request.method, str(request.url), request.headers, body)
-        if problems:
-            self.violations += problems
-            return httpx.Response(400, json={"title": "Invalid Resource", "detail": "; ".join(problems)})
-        path = request.url.path
-        if path.endswith("/merge-fields") and request.method == "GET":
-            return httpx.Response(
-                200, json={"merge_fields": [{"tag": t} for t in ("FNAME", "LNAME", "SW_SEGMENT")]}
-            )
-        if path.endswith("/merge-fields"):
-            self.created_merge_fields.append(orjson.loads(body)["tag"])
-            return httpx.Response(200, json={"tag": orjson.loads(body)["tag"]})
-        if re.fullmatch(r"/3.0/lists/[^/]+", path):
-            members = orjson.loads(body)["members"]
-            self.batch_sizes.append(len(members))
-            errors = [
-                {"email_address": m["email_address"], "error": "looks fake", "error_code": "ERROR_GENERIC"}
-                for m in members
-                if m["email_address"] in self.rejected
-            ]
-            return httpx.Response(
-                200,
-                json={
-                    "new_members": [],
-                    "updated_members": [],
-                    "errors": errors,
-                    "total_created": len(members) - len(errors),
-                    "error_count": len(errors),
-                },
-            )
-        if path.endswith("/members") and request.method == "GET":
-            offset = int(request.url.params["offset"])
-            members = [
-                {"email_address": f"member{i}@example.com"} for i in range(offset, min(offset + 1000, 1500))
-            ]
-            return httpx.Response(200, json={"members": members, "total_items": 1500})
-        if path.endswith("/tags") or request.method == "DELETE":
-            return httpx.Response(204)
-        return httpx.Response(404, json={"detail": f"not faked: {request.method} {path}"})
-
-
-def test_every_mailchimp_request_conforms_to_the_spec():
-    fake = FakeMailchimp(rejected={"person7@example.com"})
-    session = ApiSession(
-        "https://us21.api.mailchimp.com/3.0",
-        mailchimp_headers("key-us21"),
-        rate_per_second=1000,
-        burst=1000,
-        transport=httpx.MockTransport(fake),
-    )
-    client = MailchimpClient(session, "aud123")
-    records = [
-        ProfileRecord(
-            f"k{i}",
-            f"person{i}@example.com",
-            "F",
-            "L",
-            {
-                "sendwise_segment": "vip",
-                "sendwise_best_send_hour": 30,
-                "sendwise_next_send_at": "2026-07-01T08:00:00+00:00",
-                "sendwise_engagement_score": 0.5,
-                "sendwise_lifetime_value": None,
-            },
-        )
-        for i in range(1_100)
-    ]
-    outcomes = client.upsert_profiles(records, "aud123")
-    client.add_to_audience(records[:3], "sendwise-vip-welcome")
-    client.remove_from_list(records[:2], "aud123")
-    assert len(client.list_member_emails("aud123")) == 1500
-    assert fake.violations == []
-    assert fake.batch_sizes == [500, 500, 100]
-    assert sorted(fake.created_merge_fields) == ["SW_ENGAGE", "SW_HOUR", "SW_LTV", "SW_NEXT"]
-    rejected = [o for o in outcomes if o.status == "rejected"]
-    assert [(o.email, o.reason) for o in rejected] == [("person7@example.com", "looks fake")]
-    assert sum(o.status == "ok" for o in outcomes) == 1_099
-    tag_paths = {r.url.path for r in fake.requests if r.url.path.endswith("/tags")}
-    assert f"/3.0/lists/aud123/members/{subscriber_hash('Person1@example.com')}/tags" in tag_paths
-    # and a non-conforming Mailchimp request is caught by the same check
-    bad = mailchimp_validator(SPECS).violations(
-        "POST",
-        "https://us21.api.mailchimp.com/3.0/lists/aud123",
-        {"Authorization": "Basic eDp5", "Content-Type": "application/json"},
-        orjson.dumps({"members": [{"email_address": "a@b.test", "status": "maybe"}]}),
-    )
-    assert bad and "'maybe' is not one of" in bad[0]

@@ -267,6 +267,8 @@ def test_sync_process_killed_mid_run_then_rerun_ends_in_the_exact_state(world, s
     result = run_sync(world.conn, make_client(sandbox), DEST, LIST)
     assert result.added == len(world.contactable_emails()) - confirmed
     assert_exact_state(world, sandbox)
+    statuses = world.conn.execute("select status from activation.esp_sync_log order by started_at")
+    assert statuses.fetchall() == [("abandoned",), ("success",)]  # found dead when the lock was taken
 
 
 def test_sync_before_the_first_ml_run_pushes_what_exists(world, sandbox):  # noqa: F811
