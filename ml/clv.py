@@ -11,6 +11,7 @@ Time is measured in model units (`unit_days`, weekly by default) inside the fits
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -116,6 +117,9 @@ class BGNBDParams:
     converged: bool
     iterations: int
     unit_days: float = 1.0
+    at_bound: bool = False
+    """A parameter ran to its bound: the optimum is a limit (e.g. no drop-out seen: a -> 0, or equal
+    purchase rates: r, alpha -> inf with r / alpha fixed). The predictions of that limit still hold."""
 
     def as_dict(self) -> dict[str, float | int | bool]:
         return {
@@ -128,6 +132,7 @@ class BGNBDParams:
             "converged": self.converged,
             "iterations": self.iterations,
             "unit_days": self.unit_days,
+            "at_bound": self.at_bound,
         }
 
 
@@ -172,6 +177,12 @@ def _bgnbd_objective(
     return value, -grad / total
 
 
+def _converged(result: Any) -> bool:
+    """L-BFGS-B stops with ABNORMAL on a flat ridge or at a bound even when the gradient (of the mean
+    log-likelihood) is nil: that is an optimum too."""
+    return bool(result.success or (np.isfinite(result.fun) and np.abs(result.jac).max() < 1e-5))
+
+
 def _compress(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     """Unique rows and their counts: identical customers contribute identical likelihood terms."""
     stacked = np.column_stack([np.asarray(c, dtype=float) for c in columns])
@@ -210,9 +221,10 @@ def fit_bgnbd(
         b=float(b),
         log_likelihood=float(-result.fun * total),
         n_customers=int(total),
-        converged=bool(result.success),
+        converged=_converged(result),
         iterations=int(result.nit),
         unit_days=unit_days,
+        at_bound=bool((np.abs(np.abs(result.x) - 12.0) < 0.5).any()),
     )
 
 
@@ -230,15 +242,14 @@ def p_alive(params: BGNBDParams, frequency: np.ndarray, recency: np.ndarray, T: 
 def conditional_expected_purchases(
     params: BGNBDParams, horizon_days: float, frequency: np.ndarray, recency: np.ndarray, T: np.ndarray
 ) -> np.ndarray:
-    """E[purchases in (T, T + horizon] | x, t_x, T] (FHL 2005 eq. 10)."""
+    """E[purchases in (T, T + horizon] | x, t_x, T] (FHL 2005 eq. 10; a != 1)."""
     x = np.asarray(frequency, dtype=float)
     T_ = np.asarray(T, dtype=float) / params.unit_days
     t = horizon_days / params.unit_days
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
-    z = t / (alpha + T_ + t)
-    tail = np.exp((r + x) * (np.log(alpha + T_) - np.log(alpha + T_ + t))) * hyp2f1(
-        r + x, b + x, a + b + x - 1, z
-    )
+    # Pfaff's transformation of eq. 10's ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; z): the
+    # power cancels, which keeps it finite when r and alpha are huge (near-equal purchase rates)
+    tail = _hyp2f1(r + x, a - 1, a + b + x - 1, -t / (alpha + T_))
     numerator = (a + b + x - 1) / (a - 1) * (1 - tail)
     return numerator * p_alive(params, frequency, recency, T)
 
@@ -247,7 +258,26 @@ def unconditional_expected_purchases(params: BGNBDParams, days: np.ndarray | flo
     """E[X(t)]: expected repeat purchases of a new customer in its first t days (FHL 2005 eq. 9)."""
     t = np.asarray(days, dtype=float) / params.unit_days
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
-    return (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, t / (alpha + t)))
+    return (a + b - 1) / (a - 1) * (1 - _hyp2f1(r, a - 1, a + b - 1, -t / alpha))  # Pfaff, as above
+
+
+def _hyp2f1(A: np.ndarray | float, B: float, C: np.ndarray | float, w: np.ndarray | float) -> np.ndarray:
+    """scipy's 2F1, with Gauss's series where scipy gives up (it returns NaN for huge A even at tiny |w|,
+    which is where near-equal purchase rates put r and alpha)."""
+    A, C, w = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (A, C, w)))
+    value = np.array(hyp2f1(A, B, C, w), dtype=float, ndmin=1).reshape(A.shape)
+    bad = ~np.isfinite(value) & (np.abs(w) < 1)
+    if bad.any():
+        a_, c_, w_ = A[bad], C[bad], w[bad]
+        term = np.ones_like(a_)
+        total = np.ones_like(a_)
+        for k in range(2_000):
+            term = term * (a_ + k) * (B + k) / ((c_ + k) * (k + 1)) * w_
+            total += term
+            if np.abs(term).max() < 1e-15 * np.abs(total).min():
+                break
+        value[bad] = total
+    return value
 
 
 def p_no_purchase(
@@ -358,7 +388,7 @@ def fit_gamma_gamma(frequency: np.ndarray, monetary: np.ndarray, max_iter: int =
         gamma=float(gamma),
         log_likelihood=float(-result.fun * total),
         n_customers=int(total),
-        converged=bool(result.success),
+        converged=_converged(result),
         iterations=int(result.nit),
     )
 
