@@ -41,7 +41,8 @@ def draw_summary(n: int, weeks: float, seed: int) -> dict[str, np.ndarray]:
     spend = np.full(n, np.nan)
     repeat = x > 0
     spend[repeat] = rng.gamma(6.0 * x[repeat], 1 / (nu[repeat] * x[repeat]))
-    return {"frequency": x, "recency": t_x * 7, "T": T * 7, "monetary": spend}
+    # whole days, as repeat_purchase_summary gives them (and as a warehouse summary repeats them)
+    return {"frequency": x, "recency": np.floor(t_x * 7), "T": np.floor(T * 7), "monetary": spend}
 
 
 def main() -> None:
