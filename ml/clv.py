@@ -270,21 +270,25 @@ def conditional_expected_purchases(
     params: BGNBDParams, horizon_days: float, frequency: np.ndarray, recency: np.ndarray, T: np.ndarray
 ) -> np.ndarray:
     """E[purchases in (T, T + horizon] | x, t_x, T] (FHL 2005 eq. 10; a != 1)."""
-    return _purchases_if_alive(params, horizon_days, frequency, T) * p_alive(params, frequency, recency, T)
+    (if_alive,) = _purchases_if_alive(params, [horizon_days], frequency, T)
+    return if_alive * p_alive(params, frequency, recency, T)
 
 
 def _purchases_if_alive(
-    params: BGNBDParams, horizon_days: float, frequency: np.ndarray, T: np.ndarray
-) -> np.ndarray:
-    """Eq. 10 without its P(alive) factor, evaluated once per distinct (x, T): 2F1 is the costly part and
-    warehouse summaries, in whole days, repeat the same pairs many times."""
+    params: BGNBDParams, horizons_days: list[float], frequency: np.ndarray, T: np.ndarray
+) -> list[np.ndarray]:
+    """Eq. 10 without its P(alive) factor for each horizon, evaluated once per distinct (x, T): 2F1 is
+    the costly part and warehouse summaries, in whole days, repeat the same pairs many times."""
     (x, T_), inverse = _unique_rows(frequency, np.asarray(T, dtype=float) / params.unit_days)
-    t = horizon_days / params.unit_days
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
-    # Pfaff's transformation of eq. 10's ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; z): the
-    # power cancels, which keeps it finite when r and alpha are huge (near-equal purchase rates)
-    tail = _hyp2f1(r + x, a - 1, a + b + x - 1, -t / (alpha + T_))
-    return ((a + b + x - 1) / (a - 1) * (1 - tail))[inverse]
+    results = []
+    for horizon in horizons_days:
+        t = horizon / params.unit_days
+        # Pfaff's transformation of eq. 10's ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; z):
+        # the power cancels, which keeps it finite when r and alpha are huge (near-equal purchase rates)
+        tail = _hyp2f1(r + x, a - 1, a + b + x - 1, -t / (alpha + T_))
+        results.append(((a + b + x - 1) / (a - 1) * (1 - tail))[inverse])
+    return results
 
 
 def unconditional_expected_purchases(params: BGNBDParams, days: np.ndarray | float) -> np.ndarray:
@@ -476,12 +480,11 @@ def customer_lifetime_value(
     (1 + rate)^(-t / 365)."""
     alive = p_alive(bgnbd, frequency, recency, T)
     if annual_discount_rate == 0.0:
-        return _purchases_if_alive(bgnbd, horizon_days, frequency, T) * alive * order_value
+        return _purchases_if_alive(bgnbd, [horizon_days], frequency, T)[0] * alive * order_value
     edges = np.append(np.arange(step_days, horizon_days, step_days), horizon_days)
     value = np.zeros(np.shape(frequency), dtype=float)
     before = np.zeros_like(value)
-    for edge in edges:
-        cumulative = _purchases_if_alive(bgnbd, float(edge), frequency, T)
+    for edge, cumulative in zip(edges, _purchases_if_alive(bgnbd, list(edges), frequency, T), strict=True):
         value += (cumulative - before) / (1.0 + annual_discount_rate) ** (edge / 365.0)
         before = cumulative
     return value * alive * order_value
