@@ -17,6 +17,7 @@ from ml.propensity import behaviour_features, run_propensity
 from ml.value_pipeline import VALUE_COLUMNS, run_customer_value
 
 AS_OF = pd.Timestamp("2025-01-01", tz="UTC") + pd.Timedelta(days=240)
+FAST_PROPENSITY = PropensityConfig(max_iter=40, learning_rate=0.15)  # test-sized boosting
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +169,7 @@ def test_propensity_learns_from_engagement_and_beats_recency(world):
             )
         )
     email = pd.concat(events, ignore_index=True)
-    result = run_propensity(customers, world, email, None, AS_OF, PropensityConfig(), CLVConfig())
+    result = run_propensity(customers, world, email, None, AS_OF, FAST_PROPENSITY, CLVConfig())
     assert result.status == "ok"
     backtest = result.metrics["backtest"]
     assert backtest["model"]["auc"] > backtest["recency_alone"]["auc"] + 0.05
@@ -181,7 +182,7 @@ def test_propensity_learns_from_engagement_and_beats_recency(world):
 
 def test_run_record_and_rows(world):
     customers = pd.DataFrame({"customer_key": [*sorted(world["customer_key"].unique()), "zz-no-orders"]})
-    run = run_customer_value(customers, world, AS_OF, config=MLConfig())
+    run = run_customer_value(customers, world, AS_OF, config=MLConfig(propensity=FAST_PROPENSITY))
     assert run.values["customer_key"].is_unique and len(run.values) == len(customers)
     assert run.values["model_version"].nunique() == 1
     metrics = run.run.metrics
