@@ -7,6 +7,7 @@ import pandas as pd
 import psycopg
 
 from dagster_project.ml.io import MARTS, _copy_frame, _upsert_run, read_email_events, read_frame, table_exists
+from ml.affinity import campaign_value
 from ml.registry import ModelRun
 
 AS_OF_TABLE = "intermediate.int_calendar__as_of"
@@ -88,3 +89,26 @@ def write_customer_value(conn: psycopg.Connection, run: ModelRun, values: pd.Dat
         cursor.execute("truncate ml.customer_value")
         _copy_frame(conn, "ml.customer_value", values)
         _upsert_run(conn, run)
+
+
+def campaign_value_by_audience(conn: psycopg.Connection, cost_per_send: float) -> pd.DataFrame | None:
+    """Expected value of one send to each trigger audience (its current members): sum of 30-day
+    propensity x expected order value (the base's mean for customers without one) - cost per send."""
+    if not (table_exists(conn, "ml.customer_value") and table_exists(conn, "activation.campaign_executions")):
+        return None
+    members = read_frame(
+        conn,
+        "select e.trigger_id, v.purchase_propensity_30d, "
+        "coalesce(v.expected_order_value, (select avg(expected_order_value) from ml.customer_value)) "
+        "as order_value from (select distinct trigger_id, customer_key from activation.campaign_executions "
+        "where removed_at is null) e left join ml.customer_value v using (customer_key)",
+        text_columns=("trigger_id",),
+    )
+    rows = [
+        {
+            "trigger_id": trigger,
+            **campaign_value(group["purchase_propensity_30d"], group["order_value"], cost_per_send),
+        }
+        for trigger, group in members.groupby("trigger_id", sort=True)
+    ]
+    return pd.DataFrame(rows)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from activation_world import make_client, sandbox, world  # noqa: F401
 
 from dagster_project.activation.sync import run_sync
-from dagster_project.activation.triggers import compile_trigger, load_triggers
+from dagster_project.activation.triggers import compile_trigger, ensure_tables, load_triggers
+from dagster_project.ml.value_io import campaign_value_by_audience
 
 
 def test_customer_value_reaches_the_esp_as_profile_properties(world, sandbox):  # noqa: F811
@@ -66,3 +68,27 @@ def test_high_value_high_churn_trigger_selects_by_predicted_clv_and_band(world):
     sql, params = compile_trigger(trigger)
     selected = {row[0] for row in world.conn.execute(sql, params).fetchall()}
     assert selected == {buyers[0]}  # high value and high risk; not the low-risk one, not the low-value one
+
+
+def test_expected_campaign_value_per_audience(world):  # noqa: F811
+    ensure_tables(world.conn)
+    world.conn.execute(
+        "create table ml.customer_value (customer_key text primary key, purchase_propensity_30d float8, "
+        "expected_order_value float8)"
+    )
+    world.conn.execute(
+        "insert into ml.customer_value values ('k1', 0.5, 40), ('k2', 0.1, null), ('k3', 0.9, 20)"
+    )
+    world.conn.execute(
+        "insert into activation.campaign_executions (trigger_id, customer_key, event_key, "
+        "campaign_template_id, "
+        "list_id, status, removed_at) values "
+        "('t1', 'k1', 'o1', 'x', 'l', 'synced', null), ('t1', 'k1', 'o2', 'x', 'l', 'synced', null), "
+        "('t1', 'k2', 'o3', 'x', 'l', 'pending', null), ('t2', 'k3', 'o4', 'x', 'l', 'synced', now())"
+    )
+    values = campaign_value_by_audience(world.conn, cost_per_send=0.5).set_index("trigger_id")
+    assert list(values.index) == ["t1"]  # t2's only member was removed
+    # k1 once (two orders, one member) + k2 at the base's mean order value (40 + 20) / 2 = 30
+    assert values.loc["t1", "members"] == 2
+    assert values.loc["t1", "expected_revenue"] == pytest.approx(0.5 * 40 + 0.1 * 30)
+    assert values.loc["t1", "expected_value"] == pytest.approx(23.0 - 1.0)
