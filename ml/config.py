@@ -138,8 +138,8 @@ class CLVConfig:
 class PropensityConfig:
     window_days: int = 30
     """Target: at least one completed order in the `window_days` after the feature date."""
-    max_iter: int = 200
-    learning_rate: float = 0.05
+    max_iter: int = 100
+    learning_rate: float = 0.1
     max_leaf_nodes: int = 15
     min_samples_leaf: int = 40
     l2_regularization: float = 1.0
