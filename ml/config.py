@@ -120,8 +120,67 @@ class SegmentRefreshConfig:
 
 
 @dataclass(frozen=True)
+class CLVConfig:
+    """BG/NBD + Gamma-Gamma customer value. Below the minimums the run is `insufficient_data` (with the
+    reason) and writes no predictions: a model fitted on a handful of repeaters or a few weeks of history
+    would invent numbers."""
+
+    unit_days: float = 7.0
+    """Time unit inside the fits (weeks, as in the papers); predictions are in days."""
+    horizon_days: int = 365
+    annual_discount_rate: float = 0.10
+    discount_step_days: int = 30
+    churn_window_days: int = 90
+    """Churn risk = P(no purchase in the next `churn_window_days`)."""
+    churn_medium_from: float = 0.33
+    churn_high_above: float = 0.66
+    """Bands: Low < 0.33 <= Medium <= 0.66 < High."""
+    min_customers: int = 100
+    """Customers with at least one completed order."""
+    min_repeat_customers: int = 30
+    """Customers with a repeat purchase day (the Gamma-Gamma sample, and what identifies b)."""
+    min_history_days: int = 60
+    """Days between the first order in the data and the as-of."""
+    backtest_holdout_days: int = 30
+    """The backtest refits on everything before as-of - holdout and forecasts the holdout."""
+    max_iter: int = 1_000
+
+    def parameters(self) -> dict[str, Any]:
+        return json_ready(asdict(self))
+
+
+@dataclass(frozen=True)
+class PropensityConfig:
+    window_days: int = 30
+    """Target: at least one completed order in the `window_days` after the feature date."""
+    max_iter: int = 100
+    learning_rate: float = 0.1
+    max_leaf_nodes: int = 15
+    min_samples_leaf: int = 40
+    l2_regularization: float = 1.0
+    calibration_bins: int = 10
+    min_training_customers: int = 200
+    min_positive_labels: int = 20
+    """Fewer positives than this in the training window: no model (the run says why)."""
+    category_prior_strength: float = 5.0
+    """Pseudo-orders of the base's category mix added to each customer's own before the lift
+    (shrunk share / base share): a single order in a rare category does not make it a top category."""
+    top_categories: int = 3
+    cost_per_send: float = 0.01
+    """Subtracted per audience member from the expected campaign value."""
+    random_state: int = 42
+    n_threads: int = 1
+    """OpenMP threads for the gradient boosting (see SegmentationConfig.n_threads)."""
+
+    def parameters(self) -> dict[str, Any]:
+        return json_ready(asdict(self))
+
+
+@dataclass(frozen=True)
 class MLConfig:
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     segment_refresh: SegmentRefreshConfig = field(default_factory=SegmentRefreshConfig)
     send_time: SendTimeConfig = field(default_factory=SendTimeConfig)
     backtest: BacktestConfig = field(default_factory=BacktestConfig)
+    clv: CLVConfig = field(default_factory=CLVConfig)
+    propensity: PropensityConfig = field(default_factory=PropensityConfig)

@@ -55,3 +55,52 @@ def send_time_heatmap(hours_of_week: np.ndarray, title: str = "Best send hour (l
     axis.set_title(title)
     figure.colorbar(image, ax=axis, label="customers")
     return _png(figure)
+
+
+def gains_chart(label: np.ndarray, scores: dict[str, np.ndarray], title: str = "Gains (backtest)") -> bytes:
+    """Share of the window's buyers reached when contacting the top x % by each score."""
+    label = np.asarray(label, dtype=float)
+    figure, axis = plt.subplots(figsize=(5.5, 4.2))
+    share = np.arange(1, len(label) + 1) / max(len(label), 1)
+    for name, score in scores.items():
+        order = np.argsort(-np.asarray(score, dtype=float), kind="stable")
+        captured = np.cumsum(label[order]) / max(label.sum(), 1.0)
+        axis.plot(share, captured, label=name)
+    axis.plot([0, 1], [0, 1], color="grey", linestyle=":", label="random")
+    axis.set_xlabel("share of customers contacted (best first)")
+    axis.set_ylabel("share of buyers reached")
+    axis.set_title(title)
+    axis.legend(loc="lower right", fontsize=8)
+    return _png(figure)
+
+
+def calibration_chart(bins: list[dict[str, float]], title: str = "Calibration (backtest)") -> bytes:
+    """Mean predicted probability vs observed rate per bin (point size ~ customers)."""
+    figure, axis = plt.subplots(figsize=(4.8, 4.2))
+    predicted = [b["mean_predicted"] for b in bins]
+    observed = [b["observed_rate"] for b in bins]
+    sizes = np.asarray([b["customers"] for b in bins], dtype=float)
+    axis.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    axis.plot(predicted, observed, color="tab:blue")
+    axis.scatter(predicted, observed, s=20 + 200 * sizes / max(sizes.max(initial=0), 1.0), color="tab:blue")
+    axis.set_xlabel("predicted P(order in window)")
+    axis.set_ylabel("observed share who ordered")
+    axis.set_title(title)
+    return _png(figure)
+
+
+def value_distribution(values: np.ndarray, title: str = "Predicted CLV") -> bytes:
+    """Histogram of predicted CLV on a log scale (the distribution is very skewed)."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    figure, axis = plt.subplots(figsize=(6, 3.6))
+    if len(values):
+        # a histogram of log10 on a linear axis: matplotlib's log axis took seconds to lay out
+        logged = np.log10(np.clip(values, 1e-2, None))
+        axis.hist(logged, bins=40, color="tab:green")
+        ticks = np.arange(np.floor(logged.min()), np.ceil(logged.max()) + 1)
+        axis.set_xticks(ticks, [f"{10**t:,.0f}" if t >= 0 else f"{10**t:g}" for t in ticks])
+    axis.set_xlabel("predicted value over the horizon (log scale)")
+    axis.set_ylabel("customers")
+    axis.set_title(title)
+    return _png(figure)

@@ -3,13 +3,17 @@
 import re
 
 import dagster as dg
+import pandas as pd
 import psycopg
 
 from dagster_project.activation.resources import EspResource
 from dagster_project.activation.sync import SyncResult, run_sync
 from dagster_project.activation.triggers import AudienceResult, load_triggers, sync_all_audiences
+from dagster_project.ml.value_io import campaign_value_by_audience
 from dagster_project.warehouse.connection import libpq_url
 from dagster_project.warehouse.resource import WarehouseResource
+from ml.config import MLConfig
+from ml.pipeline import markdown_table
 
 GROUP = "activation"
 PROFILE_INPUTS = [
@@ -153,6 +157,7 @@ def campaign_audiences(
         with psycopg.connect(libpq_url(warehouse.get_url())) as conn:
             results = sync_all_audiences(conn, client, load_triggers(), dry_run=config.dry_run)
             executions = conn.execute("select count(*) from activation.campaign_executions").fetchone()[0]
+            values = campaign_value_by_audience(conn, MLConfig().propensity.cost_per_send)
     finally:
         if client is not None:
             client.close()
@@ -167,8 +172,14 @@ def campaign_audiences(
             "failed": dg.MetadataValue.int(sum(r.failed for r in results)),
             "executions_total": dg.MetadataValue.int(int(executions)),
             "audiences": dg.MetadataValue.md(audiences_table(results)),
+            **_campaign_value_metadata(values),
         }
     )
+
+
+def _campaign_value_metadata(values: pd.DataFrame | None) -> dict[str, dg.MetadataValue]:
+    """Expected value per audience, once ml.customer_value exists."""
+    return {} if values is None else {"expected_campaign_value": dg.MetadataValue.md(markdown_table(values))}
 
 
 @dg.asset_check(

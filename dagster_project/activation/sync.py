@@ -144,6 +144,7 @@ def desired_profiles_sql(conn: psycopg.Connection, marts_schema: str = "marts") 
         f"{marts_schema}.fct_customer_features": "f",
         "ml.customer_segments": "s",
         "ml.send_time_predictions": "t",
+        "ml.customer_value": "v",
     }
     present = {alias for table, alias in optional.items() if table_exists(conn, table)}
     joins = [
@@ -165,6 +166,7 @@ def desired_profiles_sql(conn: psycopg.Connection, marts_schema: str = "marts") 
     next_send_at = column(
         "t", """to_char(t.next_send_at_utc at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"')"""
     )
+    value_properties = _value_properties_sql() if "v" in present else "'{}'::jsonb"
     return f"""
 with customers as (
     select
@@ -185,7 +187,7 @@ with customers as (
             'sendwise_engagement_score', {column("f", "round(f.engagement_score::numeric, 3)")},
             'sendwise_lifetime_value', round(({lifetime_value})::numeric, 2),
             'sendwise_behavioural_segments', coalesce({behavioural}, '[]'::jsonb)
-        ) as properties
+        ) || {value_properties} as properties
     from {marts_schema}.dim_customers c
     {chr(10).join(joins)}
     where c.email is not null and trim(c.email) <> ''
@@ -232,6 +234,25 @@ select
     case when changed then properties end as properties
 from final
 """
+
+
+def _value_properties_sql() -> str:
+    """ml.customer_value as profile properties (nulls are dropped: no prediction, no property)."""
+    rounded = {
+        "sendwise_predicted_clv": "round(v.predicted_clv::numeric, 2)",
+        "sendwise_historic_clv": "round(v.historic_clv::numeric, 2)",
+        "sendwise_p_alive": "round(v.p_alive::numeric, 3)",
+        "sendwise_churn_risk": "round(v.churn_risk::numeric, 3)",
+        "sendwise_churn_risk_band": "v.churn_risk_band",
+        "sendwise_expected_next_order_date": (
+            "to_char(v.expected_next_order_at at time zone 'UTC', 'YYYY-MM-DD')"
+        ),
+        "sendwise_avg_days_between_orders": "round(v.avg_days_between_orders::numeric, 1)",
+        "sendwise_purchase_propensity_30d": "round(v.purchase_propensity_30d::numeric, 3)",
+        "sendwise_top_categories": "to_jsonb(string_to_array(v.top_categories, ','))",
+    }
+    pairs = ", ".join(f"'{name}', {expression}" for name, expression in rounded.items())
+    return f"jsonb_strip_nulls(jsonb_build_object({pairs}))"
 
 
 def load_state(conn: psycopg.Connection, destination: str) -> dict[str, str]:

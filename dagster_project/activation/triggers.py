@@ -28,6 +28,8 @@ CUSTOMER_CONDITIONS = (
     "min_lifetime_value",
     "segments",
     "behavioural_segments",
+    "min_predicted_clv",
+    "churn_risk_bands",
 )
 EVENT_DATA_CONDITIONS = ("order_total_min", "order_total_max")
 
@@ -164,6 +166,14 @@ def compile_trigger(trigger: CampaignTrigger, marts_schema: str = "marts") -> tu
         joins.append("join ml.customer_segments s on s.customer_key = e.customer_key")
         conditions.append("s.segment_name = any(%(segments)s)")
         params["segments"] = [str(s) for s in customer["segments"]]
+    if {"min_predicted_clv", "churn_risk_bands"} & set(customer):
+        joins.append("join ml.customer_value v on v.customer_key = e.customer_key")
+    if "min_predicted_clv" in customer:
+        conditions.append("v.predicted_clv >= %(min_predicted_clv)s")
+        params["min_predicted_clv"] = float(customer["min_predicted_clv"])
+    if "churn_risk_bands" in customer:
+        conditions.append("v.churn_risk_band = any(%(churn_risk_bands)s)")
+        params["churn_risk_bands"] = [str(b) for b in customer["churn_risk_bands"]]
     if "behavioural_segments" in customer:
         conditions.append(
             "string_to_array(replace(coalesce(f.behavioural_segments, ''), ' ', ''), ',')"

@@ -134,6 +134,14 @@ select 'ck-' || g as customer_key, (g % 7) * 24 + g % 24 as best_hour_of_week, g
     (array['user', 'segment', 'timezone', 'global', 'default'])[1 + g % 5] as source_level,
     0.6 as confidence, 'sendtime-v1' as model_version
 from generate_series(1, {customers}) g;
+
+create table ml.customer_value as
+select 'ck-' || g as customer_key, (g % 40) * 12.5 as historic_clv, (g % 10) / 10.0 as p_alive,
+    (g % 10) / 4.0 as expected_purchases_365d, (g % 10) * 8.0 as predicted_clv,
+    (g % 10) * 7.5 as predicted_clv_discounted, (g % 10) / 10.0 as churn_risk,
+    case when g % 10 < 4 then 'Low' when g % 10 < 7 then 'Medium' else 'High' end as churn_risk_band,
+    (g % 7) / 10.0 as purchase_propensity_30d, 'value-v1' as model_version
+from generate_series(1, {customers}) g;
 """
 
 
@@ -194,6 +202,11 @@ CORRUPTIONS = [
         "send hour out of the week",
         "update ml.send_time_predictions set best_hour_of_week = 170 where customer_key = 'ck-9'",
         {"ml_send_time_predictions": {"best_hour_of_week_in_range", "hour_of_week_consistent"}},
+    ),
+    Corruption(
+        "churn risk above 1 in a band that does not match",
+        "update ml.customer_value set churn_risk = 1.2, churn_risk_band = 'Low' where customer_key = 'ck-5'",
+        {"ml_customer_value": {"churn_risk_in_unit_range", "churn_band_matches_risk"}},
     ),
     Corruption(
         "stale ESP feed (no events in the last three days)",

@@ -125,7 +125,8 @@ def test_every_suite_is_wired_with_blocking_matching_severity() -> None:
     }
     expected_assets = {
         "raw/shop_orders", "raw/shop_customers", "raw/esp_events", "raw/web_events", "dim_customers",
-        "fct_customer_features", "ml/customer_segments", "ml/send_time_predictions", "quarantine_shares",
+        "fct_customer_features", "ml/customer_segments", "ml/send_time_predictions", "ml/customer_value",
+        "quarantine_shares",
     }  # fmt: skip
     assert {asset for asset, _ in specs} == expected_assets
     for suite in SUITES:

@@ -1,0 +1,94 @@
+"""The profile sync pushes ml.customer_value as properties; a missing prediction is no property."""
+
+from __future__ import annotations
+
+import pytest
+from activation_world import make_client, sandbox, world  # noqa: F401
+
+from dagster_project.activation.sync import run_sync
+from dagster_project.activation.triggers import compile_trigger, ensure_tables, load_triggers
+from dagster_project.ml.value_io import campaign_value_by_audience
+
+
+def test_customer_value_reaches_the_esp_as_profile_properties(world, sandbox):  # noqa: F811
+    valued, unvalued = (
+        row[0]
+        for row in world.conn.execute(
+            "select customer_key from marts.dim_customers where is_contactable order by 1 limit 2"
+        ).fetchall()
+    )
+    world.conn.execute(
+        "create table ml.customer_value (customer_key text primary key, historic_clv float8, p_alive float8, "
+        "predicted_clv float8, churn_risk float8, churn_risk_band text, expected_next_order_at timestamptz, "
+        "avg_days_between_orders float8, purchase_propensity_30d float8, top_categories text)"
+    )
+    world.conn.execute(
+        "insert into ml.customer_value values "
+        "(%s, 120.5, 0.8123, 310.456, 0.4567, 'Medium', '2026-12-24T00:00:00Z', 33.333, 0.21, "
+        "'books,garden'),"
+        "(%s, 0, null, null, null, null, null, null, 0.05, null)",
+        (valued, unvalued),
+    )
+    world.conn.commit()
+    run_sync(world.conn, make_client(sandbox), "sandbox:sendwise", "sendwise")
+    profiles = {p["external_id"]: p["properties"] for p in sandbox.store.profiles.values()}
+    assert profiles[valued]["sendwise_historic_clv"] == 120.5
+    assert profiles[valued]["sendwise_predicted_clv"] == 310.46
+    assert profiles[valued]["sendwise_churn_risk_band"] == "Medium"
+    assert profiles[valued]["sendwise_churn_risk"] == 0.457
+    assert profiles[valued]["sendwise_expected_next_order_date"] == "2026-12-24"
+    assert profiles[valued]["sendwise_top_categories"] == ["books", "garden"]
+    assert profiles[valued]["sendwise_purchase_propensity_30d"] == 0.21
+    assert "sendwise_predicted_clv" not in profiles[unvalued]  # no model output, no invented property
+    assert profiles[unvalued]["sendwise_purchase_propensity_30d"] == 0.05
+
+
+def test_high_value_high_churn_trigger_selects_by_predicted_clv_and_band(world):  # noqa: F811
+    buyers = [
+        row[0]
+        for row in world.conn.execute(
+            "select customer_key from marts.dim_customers where is_contactable order by 1 limit 3"
+        ).fetchall()
+    ]
+    for number, key in enumerate(buyers):
+        world.conn.execute(
+            "insert into marts.fct_orders values (%s, %s, 'completed', 80, timestamptz '2026-06-01')",
+            (900_000 + number, key),
+        )
+    assert len(buyers) == 3
+    world.conn.execute(
+        "create table ml.customer_value (customer_key text primary key, predicted_clv float8, "
+        "churn_risk_band text)"
+    )
+    world.conn.execute(
+        "insert into ml.customer_value values (%s, 500, 'High'), (%s, 500, 'Low'), (%s, 20, 'High')",
+        buyers,
+    )
+    trigger = next(t for t in load_triggers() if t.trigger_id == "trigger_004")
+    sql, params = compile_trigger(trigger)
+    selected = {row[0] for row in world.conn.execute(sql, params).fetchall()}
+    assert selected == {buyers[0]}  # high value and high risk; not the low-risk one, not the low-value one
+
+
+def test_expected_campaign_value_per_audience(world):  # noqa: F811
+    ensure_tables(world.conn)
+    world.conn.execute(
+        "create table ml.customer_value (customer_key text primary key, purchase_propensity_30d float8, "
+        "expected_order_value float8)"
+    )
+    world.conn.execute(
+        "insert into ml.customer_value values ('k1', 0.5, 40), ('k2', 0.1, null), ('k3', 0.9, 20)"
+    )
+    world.conn.execute(
+        "insert into activation.campaign_executions (trigger_id, customer_key, event_key, "
+        "campaign_template_id, "
+        "list_id, status, removed_at) values "
+        "('t1', 'k1', 'o1', 'x', 'l', 'synced', null), ('t1', 'k1', 'o2', 'x', 'l', 'synced', null), "
+        "('t1', 'k2', 'o3', 'x', 'l', 'pending', null), ('t2', 'k3', 'o4', 'x', 'l', 'synced', now())"
+    )
+    values = campaign_value_by_audience(world.conn, cost_per_send=0.5).set_index("trigger_id")
+    assert list(values.index) == ["t1"]  # t2's only member was removed
+    # k1 once (two orders, one member) + k2 at the base's mean order value (40 + 20) / 2 = 30
+    assert values.loc["t1", "members"] == 2
+    assert values.loc["t1", "expected_revenue"] == pytest.approx(0.5 * 40 + 0.1 * 30)
+    assert values.loc["t1", "expected_value"] == pytest.approx(23.0 - 1.0)
