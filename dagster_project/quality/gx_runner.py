@@ -32,6 +32,7 @@ from dagster_project.quality.suites import (
     TABLE_LEVEL_KINDS,
     ExpectationSpec,
     SuiteSpec,
+    apply_thresholds,
     load_suites,
 )
 from dagster_project.settings import Settings
@@ -497,6 +498,9 @@ def run_suite(
 ) -> results.SuiteOutcome:
     """Validate one suite, persist the result, refresh Data Docs (optional) and the offline summary."""
     paths = QualityPaths.from_settings(settings)
+    if settings.quality_thresholds:  # the user's per-check thresholds, read at run time
+        (spec,) = apply_thresholds((spec,), {k: v for k, v in settings.quality_thresholds.items()
+                                             if k.split(".", 1)[0] == spec.name})  # fmt: skip
     key = (warehouse_url, paths.gx_root)
     if key not in _validators:
         _validators[key] = SuiteValidator(warehouse_url, settings, paths)
