@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from dagster_project.cli import main as cli_main
 from dagster_project.quality.suites import apply_thresholds, check_bounds, load_suites
 from dagster_project.settings import SettingsError, get_settings
 
@@ -76,6 +77,15 @@ def test_a_bad_file_value_names_the_key(clean_env: Path, text: str, setting: str
     with pytest.raises(SettingsError) as raised:
         get_settings()
     assert setting in raised.value.setting and reason in raised.value.reason, str(raised.value)
+
+
+def test_a_bad_setting_is_one_line_and_exit_2_and_debug_shows_the_traceback(clean_env, monkeypatch, capsys):
+    monkeypatch.setenv("SENDWISE_EVENTS_START", "2025-13-01")
+    assert cli_main(["check-sources"]) == 2
+    err = capsys.readouterr().err
+    assert err == "sendwise: SENDWISE_EVENTS_START: '2025-13-01' is not a YYYY-MM-DD date\n"
+    with pytest.raises(SettingsError):
+        cli_main(["--debug", "check-sources"])
 
 
 def test_sendwise_config_names_the_file_and_a_missing_one_is_an_error(clean_env: Path, monkeypatch):

@@ -33,7 +33,11 @@ def run(args: argparse.Namespace) -> int:
     from dagster_project.settings import get_settings
     from dagster_project.warehouse.connection import ensure_schemas, libpq_url, warehouse_url
 
+    from dagster_project import preflight
+
     settings = get_settings()
+    preflight.check_warehouse(settings)
+    preflight.check_esp(settings, dry_run=args.dry_run)
     url = warehouse_url(settings)
     ensure_schemas(url)
     if args.dry_run:
