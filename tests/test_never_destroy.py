@@ -96,7 +96,9 @@ def test_demo_refuses_a_source_dir_that_does_not_exist(warehouse_url, tmp_path, 
     assert not missing.exists()
 
 
-def test_generate_marks_what_it_creates_and_may_replace_only_that(pg_server, fresh_database, tmp_path, capsys):
+def test_generate_marks_what_it_creates_and_may_replace_only_that(
+    pg_server, fresh_database, tmp_path, capsys
+):
     shop_url, out = fresh_database("shop"), tmp_path / "world"
     argv = ["generate", *TINY, "--start", "2026-03-02", "--out", str(out), "--shop-url", shop_url, "--quiet"]
     assert cli_main(argv) == 0

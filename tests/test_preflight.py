@@ -91,7 +91,9 @@ def test_dev_port_taken(env, capsys):
         taken.listen()
         port = taken.getsockname()[1]
         line = _one_line(["dev", "--port", str(port)], capsys)
-    assert line.startswith(f"sendwise: --port: 127.0.0.1:{port} is already in use") and "another --port" in line
+    assert (
+        line.startswith(f"sendwise: --port: 127.0.0.1:{port} is already in use") and "another --port" in line
+    )
 
 
 def test_unknown_threshold_key(env, capsys):

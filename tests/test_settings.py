@@ -30,8 +30,17 @@ list_id = "L1"
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    for name in ("WAREHOUSE_URL", "SHOP_URL", "SENDWISE_SOURCE_DIR", "SENDWISE_ABSENT_SOURCES", "ESP_PROVIDER",
-                 "ESP_LIST_ID", "ESP_API_KEY", "SENDWISE_QUALITY_THRESHOLDS", "SENDWISE_CONFIG"):  # fmt: skip
+    for name in (
+        "WAREHOUSE_URL",
+        "SHOP_URL",
+        "SENDWISE_SOURCE_DIR",
+        "SENDWISE_ABSENT_SOURCES",
+        "ESP_PROVIDER",
+        "ESP_LIST_ID",
+        "ESP_API_KEY",
+        "SENDWISE_QUALITY_THRESHOLDS",
+        "SENDWISE_CONFIG",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -65,11 +74,15 @@ def test_without_a_file_the_defaults_hold(clean_env: Path):
 @pytest.mark.parametrize(
     ("text", "setting", "reason"),
     [
-        ('[esp]\nprovider = "nonsense"\n', "ESP_PROVIDER (esp.provider in sendwise.toml)", "not one of sandbox"),
+        (
+            '[esp]\nprovider = "nonsense"\n',
+            "ESP_PROVIDER (esp.provider in sendwise.toml)",
+            "not one of sandbox",
+        ),
         ('[sources]\nabsent = ["shop", "erp"]\n', "SENDWISE_ABSENT_SOURCES", "'erp' is not one of"),
-        ('[quality]\nmax_shrink = 3\n', "SENDWISE_QUALITY_MAX_SHRINK", "less than or equal to 1"),
+        ("[quality]\nmax_shrink = 3\n", "SENDWISE_QUALITY_MAX_SHRINK", "less than or equal to 1"),
         ('[sources]\nshop_ur = "x"\n', "sources.shop_ur in", "unknown key"),
-        ('[sources\n', "sendwise.toml", "cannot read it as TOML"),
+        ("[sources\n", "sendwise.toml", "cannot read it as TOML"),
     ],
 )
 def test_a_bad_file_value_names_the_key(clean_env: Path, text: str, setting: str, reason: str):

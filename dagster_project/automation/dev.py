@@ -13,12 +13,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dagster_project import preflight
     from dagster_project.automation.instance import ensure_dagster_home
     from dagster_project.dbt.project import prepare_manifest
     from dagster_project.settings import PROJECT_ROOT, get_settings
     from dagster_project.warehouse import connection
-
-    from dagster_project import preflight
 
     settings = get_settings()
     preflight.check_port(args.host, args.port)

@@ -24,8 +24,10 @@ def broken(shop_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pa
     write_crm_export(source, "2025-01-05", [[contact(1), {**contact(2), "id": None}], [contact(3)]])
     (source / "crm" / "contacts" / "2025-01-05" / "page-00002.json").unlink()  # 1 of 2 pages
     (source / "crm" / "contacts" / "old-export").mkdir()
-    write_jsonl(source / "web" / "events" / "2025-01-02.jsonl",
-                [web_event("m1", "2025-01-02"), "{not json", {**web_event("m3", "2025-01-02"), "messageId": None}])
+    write_jsonl(
+        source / "web" / "events" / "2025-01-02.jsonl",
+        [web_event("m1", "2025-01-02"), "{not json", {**web_event("m3", "2025-01-02"), "messageId": None}],
+    )
     write_jsonl(source / "web" / "events" / "latest.jsonl", [web_event("m4", "2025-01-03")])
     monkeypatch.setenv("SENDWISE_SOURCE_DIR", str(source))
     return source
@@ -48,7 +50,9 @@ def test_check_sources_lists_each_problem_and_absent_sources(broken: Path, capsy
 
 def test_an_unusable_source_exits_non_zero(broken: Path, shop_url: str, capsys):
     (broken / "esp" / "events").mkdir(parents=True)
-    (broken / "esp" / "events" / "2025-01-02.jsonl").write_text("garbage\n" + json.dumps({"event_id": "e1"}) + "\n")
+    (broken / "esp" / "events" / "2025-01-02.jsonl").write_text(
+        "garbage\n" + json.dumps({"event_id": "e1"}) + "\n"
+    )
     execute(shop_url, "drop table shop.order_items")
     assert cli_main(["check-sources"]) == 1
     out = capsys.readouterr().out
