@@ -61,10 +61,18 @@ def _log_result(context: dg.AssetExecutionContext, result: LoadResult) -> None:
 
 
 def absent_result(
-    context: dg.AssetExecutionContext, conn, source: str, stream: str, table: str, partition_key: str = ""
+    context: dg.AssetExecutionContext,
+    conn,
+    sources: SourcesResource,
+    source: str,
+    stream: str,
+    partition_key: str = "",
 ) -> dg.MaterializeResult | None:
     """For an absent source: log the load as `absent` (nothing read) and say why; None when present."""
-    why = presence.absence_reason(get_settings(), source)
+    if source == "shop" and sources.shop_url:
+        return None  # the resource names a shop: present
+    source_dir = sources.get_source_dir() if source != "shop" else None
+    why = presence.absence_reason(get_settings(), source, source_dir)
     if why is None:
         return None
     result = LoadResult(stream, loaders.new_batch_id(stream, partition_key), partition_key=partition_key)
@@ -73,7 +81,7 @@ def absent_result(
     with conn.transaction():
         loaders.record_load(conn, result)
     context.log.info(f"{stream}: source {source} is absent ({why}); nothing loaded")
-    return dg.MaterializeResult(metadata={**load_metadata(conn, table, [result]),
+    return dg.MaterializeResult(metadata={**load_metadata(conn, stream, [result]),
                                           "status": dg.MetadataValue.text("absent")})  # fmt: skip
 
 
@@ -92,8 +100,7 @@ def shop_table_asset(table: ShopTable) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         with loaders.connect(warehouse.get_url()) as conn:
             loaders.ensure_tables(conn)
-            if sources.shop_url is None and (absent := absent_result(context, conn, "shop", table.stream,
-                                                                     table.stream)):  # fmt: skip
+            if absent := absent_result(context, conn, sources, "shop", table.stream):
                 return absent
             fast = sources.shop_fast_path and sources.shop_is_postgres()
             result = loaders.load_shop_table(conn, sources.get_shop_url(), table, fast_path=fast)
@@ -117,7 +124,7 @@ def crm_contacts(
 ) -> dg.MaterializeResult:
     with loaders.connect(warehouse.get_url()) as conn:
         loaders.ensure_tables(conn)
-        if absent := absent_result(context, conn, "crm", "crm_contacts", "crm_contacts"):
+        if absent := absent_result(context, conn, sources, "crm", "crm_contacts"):
             return absent
         result = loaders.load_crm_contacts(conn, sources.get_source_dir())
         _log_result(context, result)
@@ -158,9 +165,7 @@ def _event_asset(
             loaders.ensure_tables(conn)
             source = "web" if stream is WEB_EVENTS else "esp"
             keys = context.partition_keys
-            if absent := absent_result(
-                context, conn, source, stream.name, stream.table, f"{keys[0]}..{keys[-1]}"
-            ):
+            if absent := absent_result(context, conn, sources, source, stream.name, f"{keys[0]}..{keys[-1]}"):
                 return absent
             for day in context.partition_keys:
                 result = loaders.load_event_partition(conn, stream, source_dir, day, force=config.force)

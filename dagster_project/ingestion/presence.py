@@ -6,13 +6,18 @@ A shop-only user has no crm/, web/ or esp/ folder; those sources are absent, the
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from dagster_project.settings import SOURCES, Settings
 
 FOLDERS = {"crm": "crm", "web": "web", "esp": "esp"}
 
 
-def absence_reason(settings: Settings, source: str) -> str | None:
-    """Why `source` is absent, or None when it is present (or may be: an unreachable shop is an error)."""
+def absence_reason(settings: Settings, source: str, source_dir: Path | None = None) -> str | None:
+    """Why `source` is absent, or None when it is present (or may be: an unreachable shop is an error).
+
+    `source_dir` overrides the settings' folder (the sources resource may name another one).
+    """
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}")
     if settings.source_absent(source):
@@ -25,8 +30,8 @@ def absence_reason(settings: Settings, source: str) -> str | None:
         return None if embedded_shop_exists(settings) else "SHOP_URL is unset and there is no embedded shop"
     if source == "esp" and settings.esp_events_source == "api":
         return None  # pulled from the ESP's API into esp/events before loading
-    folder = settings.source_dir / FOLDERS[source]
-    return None if folder.is_dir() else f"no {FOLDERS[source]}/ folder in {settings.source_dir}"
+    root = source_dir or settings.source_dir
+    return None if (root / FOLDERS[source]).is_dir() else f"no {FOLDERS[source]}/ folder in {root}"
 
 
 def absent_sources(settings: Settings) -> dict[str, str]:

@@ -14,7 +14,16 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from ingestion_helpers import SHOP_DDL, esp_event, query, web_event, write_jsonl
+from ingestion_helpers import (
+    SHOP_DDL,
+    esp_event,
+    materializations,
+    materialize_raw,
+    query,
+    raw_counts,
+    web_event,
+    write_jsonl,
+)
 
 from dagster_project.cli import main as cli_main
 from dagster_project.settings import get_settings
@@ -209,3 +218,30 @@ def test_run_on_web_and_esp_files_without_a_shop(own_env: Path, warehouse_url: s
     assert statuses == dict.fromkeys(
         ("shop_customers", "shop_products", "shop_orders", "shop_order_items"), "absent"
     )
+
+
+def test_absent_sources_load_nothing_and_say_why(own_env: Path, warehouse_url: str, monkeypatch):
+    """The raw assets alone: the shop declared absent, no crm/ or esp/ folder, one day of web events."""
+    monkeypatch.setenv("SENDWISE_ABSENT_SOURCES", "shop")
+    write_jsonl(own_env / "web" / "events" / "2026-05-01.jsonl", [web_event("m1", "2026-05-01")])
+    results = materialize_raw(["2026-05-01"])
+    found = materializations(results)
+    assert found["raw/shop_orders"]["status"] == "absent" and found["raw/crm_contacts"]["status"] == "absent"
+    assert found["raw/esp_events"]["notes"] == f"- source esp absent: no esp/ folder in {own_env}"
+    assert found["raw/web_events"]["rows_loaded"] == 1 and "status" not in found["raw/web_events"]
+    assert raw_counts(warehouse_url) == {**dict.fromkeys(raw_counts(warehouse_url), 0), "web_events": 1}
+    logged = dict(query(warehouse_url, "select stream, status from ops.load_log"))
+    assert logged == {
+        **dict.fromkeys(
+            (
+                "shop_customers",
+                "shop_products",
+                "shop_orders",
+                "shop_order_items",
+                "crm_contacts",
+                "esp_events",
+            ),
+            "absent",
+        ),
+        "web_events": "success",
+    }
