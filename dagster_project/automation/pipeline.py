@@ -85,7 +85,7 @@ def run_and_report(settings: Settings, url: str, started: float, step: int, step
     print()
     print(f"Warehouse:   {url}")
     print(f"             psql \"{url}\"")
-    print("Dagster UI:  make dev, then open http://127.0.0.1:3000 (runs of this demo are there)")
+    print("Dagster UI:  make dev, then open http://127.0.0.1:3000 (these runs are there)")
     print("ESP sandbox: .venv/bin/sendwise esp show <email>   (what the sandbox ESP received)")
     print(f"Finished in {time.monotonic() - started:.0f}s: "
           + ("all runs succeeded." if outcome.success else f"FAILED: {outcome.message}"))  # fmt: skip
