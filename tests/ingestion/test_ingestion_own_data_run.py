@@ -218,6 +218,10 @@ def test_run_on_web_and_esp_files_without_a_shop(own_env: Path, warehouse_url: s
     assert statuses == dict.fromkeys(
         ("shop_customers", "shop_products", "shop_orders", "shop_order_items"), "absent"
     )
+    # the absent shop's quarantine checks say why they have nothing to look at
+    (results,) = query(warehouse_url, "select results::text from ops.validation_results "
+                                      "where suite = 'raw_shop_customers'")[0]  # fmt: skip
+    assert "source of 'shop_customers' absent: nothing loaded" in results
 
 
 def test_absent_sources_load_nothing_and_say_why(own_env: Path, warehouse_url: str, monkeypatch):
