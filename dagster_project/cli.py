@@ -13,6 +13,8 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "warehouse": ("dagster_project.warehouse.cli", "start|stop|status|url of the embedded warehouse"),
     "generate": ("dagster_project.synthetic.cli", "generate (or extend) the synthetic source world"),
+    "run": ("dagster_project.automation.run", "run the whole pipeline on the configured sources"),
+    "check-sources": ("dagster_project.ingestion.check_sources", "check the sources; loads nothing"),
     "demo": ("dagster_project.automation.demo", "run the whole pipeline end to end on the default world"),
     "dev": ("dagster_project.automation.dev", "the Dagster UI on 127.0.0.1:3000"),
     "docs": ("dagster_project.dbt.cli", "build the dbt docs (offline)"),
@@ -23,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sendwise", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of a failure")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
         command_parser = sub.add_parser(name, help=help_text)
@@ -39,8 +42,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from dagster_project.preflight import PreflightError
+    from dagster_project.settings import SettingsError
+    from dagster_project.synthetic.ownership import NotOursError
+
     args = build_parser().parse_args(argv)
-    return int(args._run(args) or 0)
+    try:
+        return int(args._run(args) or 0)
+    except (SettingsError, PreflightError, NotOursError) as error:
+        if args.debug:
+            raise
+        # one line naming the setting and the fix; --debug shows where it came from
+        print(f"sendwise: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -57,14 +57,17 @@ class BadSettings(Exception):
 def _run(args: argparse.Namespace) -> int:
     import psycopg
 
+    from dagster_project import preflight
     from dagster_project.activation.resources import build_client, resolve_target
     from dagster_project.activation.sync import run_sync
     from dagster_project.activation.triggers import load_triggers, sync_all_audiences
     from dagster_project.settings import get_settings
     from dagster_project.warehouse.connection import ensure_schemas, libpq_url, warehouse_url
 
+    settings = get_settings()
+    preflight.check_warehouse(settings)
+    preflight.check_esp(settings, dry_run=args.dry_run)
     try:
-        settings = get_settings()
         target = resolve_target(settings)
     except ValueError as error:
         raise BadSettings(str(error)) from None

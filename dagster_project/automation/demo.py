@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 
@@ -15,7 +14,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    from dagster_project.automation.pipeline import say
+
+    say(message)
 
 
 def _reset_local_state(settings) -> int:
@@ -40,49 +41,37 @@ def _reset_local_state(settings) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dagster_project import preflight
     from dagster_project.automation import pipeline
-    from dagster_project.automation.instance import ensure_dagster_home
     from dagster_project.settings import get_settings
-    from dagster_project.warehouse import connection
+    from dagster_project.synthetic.ownership import check_world_target
 
     started = time.monotonic()
     settings = get_settings()
-    ensure_dagster_home(settings)
+    preflight.for_pipeline(settings)
+    world_file = settings.ground_truth_dir / "world.json"
+    new_world = args.regenerate or not world_file.exists()
+    if new_world:  # refuse before anything is dropped or written: only Sendwise's own folder and shop
+        check_world_target(settings.source_dir, settings.shop_url)
 
     _say("[1/4] warehouse")
-    url = connection.warehouse_url(settings)
-    connection.ensure_schemas(url)
+    url = pipeline.prepare_warehouse(settings)
     _say(f"      {url}")
 
-    world_file = settings.ground_truth_dir / "world.json"
     if args.regenerate and world_file.exists():
         code = _reset_local_state(settings)
         if code:
             return code
-        url = connection.warehouse_url(settings)
-        connection.ensure_schemas(url)
-    if args.regenerate or not world_file.exists():
+        url = pipeline.prepare_warehouse(settings)
+    if new_world:
         _say(f"[2/4] generating the synthetic world: {args.customers:,} customers x {args.days} days")
         from dagster_project.cli import main as cli_main
 
         command = ["generate", "--customers", str(args.customers), "--days", str(args.days),
-                   "--seed", str(args.seed), "--out", str(settings.source_dir)]
+                   "--seed", str(args.seed), "--out", str(settings.source_dir)]  # fmt: skip
         code = cli_main(command + (["--overwrite"] if args.regenerate else []))
         if code:
             return code
     else:
         _say(f"[2/4] reusing the synthetic world in {settings.source_dir} (--regenerate for a new one)")
-
-    _say("[3/4] materializing every asset (Dagster runs, visible in the UI)")
-    outcome = pipeline.materialize_everything(settings)
-
-    _say("[4/4] summary")
-    print(pipeline.summary_table(url))
-    print()
-    print(f"Warehouse:   {url}")
-    print(f"             psql \"{url}\"")
-    print("Dagster UI:  make dev, then open http://127.0.0.1:3000 (runs of this demo are there)")
-    print("ESP sandbox: .venv/bin/sendwise esp show <email>   (what the sandbox ESP received)")
-    print(f"Finished in {time.monotonic() - started:.0f}s: "
-          + ("all runs succeeded." if outcome.success else f"FAILED: {outcome.message}"))
-    return 0 if outcome.success else 1
+    return pipeline.run_and_report(settings, url, started, step=3, steps=4)

@@ -8,17 +8,22 @@ import sys
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", type=int, default=3000)
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=3000, help="port of the UI (default 3000)")
+    parser.add_argument("--host", default="127.0.0.1", help="address of the UI (default 127.0.0.1)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from dagster_project import preflight
     from dagster_project.automation.instance import ensure_dagster_home
     from dagster_project.dbt.project import prepare_manifest
     from dagster_project.settings import PROJECT_ROOT, get_settings
     from dagster_project.warehouse import connection
 
     settings = get_settings()
+    preflight.check_port(args.host, args.port)
+    preflight.check_source_dir(settings)
+    preflight.check_warehouse(settings)
+    preflight.check_esp(settings)
     ensure_dagster_home(settings)
     url = connection.warehouse_url(settings)
     connection.ensure_schemas(url)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import time
 from dataclasses import dataclass
 
 import dagster as dg
@@ -57,6 +59,37 @@ def materialize_everything(
     if failed_checks:
         return Outcome(False, "blocking checks failed: " + ", ".join(failed_checks), tuple(run_ids))
     return Outcome(True, "ok", tuple(run_ids))
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def prepare_warehouse(settings: Settings) -> str:
+    """The warehouse URL, with Sendwise's schemas and the Dagster home in place."""
+    from dagster_project.automation.instance import ensure_dagster_home
+    from dagster_project.warehouse import connection
+
+    ensure_dagster_home(settings)
+    url = connection.warehouse_url(settings)
+    connection.ensure_schemas(url)
+    return url
+
+
+def run_and_report(settings: Settings, url: str, started: float, step: int, steps: int) -> int:
+    """Steps `step` and `step + 1` of demo and run: materialize everything, then print the summary."""
+    say(f"[{step}/{steps}] materializing every asset (Dagster runs, visible in the UI)")
+    outcome = materialize_everything(settings)
+    say(f"[{step + 1}/{steps}] summary")
+    print(summary_table(url))
+    print()
+    print(f"Warehouse:   {url}")
+    print(f"             psql \"{url}\"")
+    print("Dagster UI:  make dev, then open http://127.0.0.1:3000 (these runs are there)")
+    print("ESP sandbox: .venv/bin/sendwise esp show <email>   (what the sandbox ESP received)")
+    print(f"Finished in {time.monotonic() - started:.0f}s: "
+          + ("all runs succeeded." if outcome.success else f"FAILED: {outcome.message}"))  # fmt: skip
+    return 0 if outcome.success else 1
 
 
 def table_row_counts(url: str) -> list[tuple[str, str, int]]:

@@ -4,9 +4,10 @@ import warnings
 
 import dagster as dg
 
-from dagster_project.ingestion import loaders
+from dagster_project.ingestion import loaders, presence
 from dagster_project.ingestion.loaders import ESP_EVENTS, WEB_EVENTS, EventStream, LoadResult
 from dagster_project.ingestion.sources import SHOP_TABLES, ShopTable, SourcesResource
+from dagster_project.settings import get_settings
 from dagster_project.warehouse.resource import WarehouseResource
 
 GROUP = "raw"
@@ -59,6 +60,31 @@ def _log_result(context: dg.AssetExecutionContext, result: LoadResult) -> None:
     )
 
 
+def absent_result(
+    context: dg.AssetExecutionContext,
+    conn,
+    sources: SourcesResource,
+    source: str,
+    stream: str,
+    partition_key: str = "",
+) -> dg.MaterializeResult | None:
+    """For an absent source: log the load as `absent` (nothing read) and say why; None when present."""
+    if source == "shop" and sources.shop_url:
+        return None  # the resource names a shop: present
+    source_dir = sources.get_source_dir() if source != "shop" else None
+    why = presence.absence_reason(get_settings(), source, source_dir)
+    if why is None:
+        return None
+    result = LoadResult(stream, loaders.new_batch_id(stream, partition_key), partition_key=partition_key)
+    result.status = "absent"
+    result.notes.append(f"source {source} absent: {why}")
+    with conn.transaction():
+        loaders.record_load(conn, result)
+    context.log.info(f"{stream}: source {source} is absent ({why}); nothing loaded")
+    return dg.MaterializeResult(metadata={**load_metadata(conn, stream, [result]),
+                                          "status": dg.MetadataValue.text("absent")})  # fmt: skip
+
+
 def shop_table_asset(table: ShopTable) -> dg.AssetsDefinition:
     @dg.asset(
         key=["raw", table.stream],
@@ -74,6 +100,8 @@ def shop_table_asset(table: ShopTable) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         with loaders.connect(warehouse.get_url()) as conn:
             loaders.ensure_tables(conn)
+            if absent := absent_result(context, conn, sources, "shop", table.stream):
+                return absent
             fast = sources.shop_fast_path and sources.shop_is_postgres()
             result = loaders.load_shop_table(conn, sources.get_shop_url(), table, fast_path=fast)
             _log_result(context, result)
@@ -96,6 +124,8 @@ def crm_contacts(
 ) -> dg.MaterializeResult:
     with loaders.connect(warehouse.get_url()) as conn:
         loaders.ensure_tables(conn)
+        if absent := absent_result(context, conn, sources, "crm", "crm_contacts"):
+            return absent
         result = loaders.load_crm_contacts(conn, sources.get_source_dir())
         _log_result(context, result)
         return dg.MaterializeResult(metadata=load_metadata(conn, "crm_contacts", [result]))
@@ -133,6 +163,10 @@ def _event_asset(
         results = []
         with loaders.connect(warehouse.get_url()) as conn:
             loaders.ensure_tables(conn)
+            source = "web" if stream is WEB_EVENTS else "esp"
+            keys = context.partition_keys
+            if absent := absent_result(context, conn, sources, source, stream.name, f"{keys[0]}..{keys[-1]}"):
+                return absent
             for day in context.partition_keys:
                 result = loaders.load_event_partition(conn, stream, source_dir, day, force=config.force)
                 _log_result(context, result)

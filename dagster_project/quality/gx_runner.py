@@ -32,6 +32,7 @@ from dagster_project.quality.suites import (
     TABLE_LEVEL_KINDS,
     ExpectationSpec,
     SuiteSpec,
+    apply_thresholds,
     load_suites,
 )
 from dagster_project.settings import Settings
@@ -393,11 +394,16 @@ class SuiteValidator:
         if not self._table_exists("ops", "load_log"):
             return "ops.load_log does not exist: no load has been recorded"
         with self.engine.connect() as conn:
-            loads = conn.execute(
-                sa.text("select count(*) from ops.load_log where stream = :stream and status = 'success'"),
+            loads, absent = conn.execute(
+                sa.text("select count(*) filter (where status = 'success'), count(*) filter (where status = "
+                        "'absent') from ops.load_log where stream = :stream"),
                 {"stream": spec.quarantine_stream},
-            ).scalar()
-        return None if loads else f"no loads recorded for stream {spec.quarantine_stream!r} in ops.load_log"
+            ).one()  # fmt: skip
+        if loads:
+            return None
+        if absent:
+            return f"source of {spec.quarantine_stream!r} absent: nothing loaded (ops.load_log status absent)"
+        return f"no loads recorded for stream {spec.quarantine_stream!r} in ops.load_log"
 
     def _outcome(self, expectation: ExpectationSpec, result, spec: SuiteSpec) -> results.CheckOutcome:
         body = result.result or {}
@@ -497,6 +503,9 @@ def run_suite(
 ) -> results.SuiteOutcome:
     """Validate one suite, persist the result, refresh Data Docs (optional) and the offline summary."""
     paths = QualityPaths.from_settings(settings)
+    if settings.quality_thresholds:  # the user's per-check thresholds, read at run time
+        (spec,) = apply_thresholds((spec,), {k: v for k, v in settings.quality_thresholds.items()
+                                             if k.split(".", 1)[0] == spec.name})  # fmt: skip
     key = (warehouse_url, paths.gx_root)
     if key not in _validators:
         _validators[key] = SuiteValidator(warehouse_url, settings, paths)

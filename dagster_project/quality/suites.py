@@ -9,7 +9,8 @@ into `ExpectationSpec`s with `kind` set, so every check is described the same wa
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,77 @@ def load_suites(folder: Path = EXPECTATIONS_DIR) -> tuple[SuiteSpec, ...]:
     if duplicated:
         raise SuiteDefinitionError(f"suite names used twice in {folder}: {sorted(duplicated)}")
     return suites
+
+
+# Thresholds a user may set per check (SENDWISE_QUALITY_THRESHOLDS / [quality.thresholds] in sendwise.toml):
+# "<suite>.<check>" -> a number (the check's one bound) or a mapping of bound names to numbers. The
+# table-level checks' bound lives on the suite (row_count: max_shrink, freshness: max_age_hours,
+# quarantine: max_share); a plain check's bounds are its `mostly`, `min_value`, `max_value`. The
+# defaults are the values in expectations/*.yml (`sendwise check-sources --thresholds` lists them).
+PLAIN_BOUNDS = ("mostly", "min_value", "max_value")
+SUITE_BOUNDS = {
+    "row_count": "max_shrink",
+    "freshness": "max_age_hours",
+    "quarantine_share": "max_share",
+    "table_quarantine_share": "max_share",
+}
+_SUITE_FIELDS = {"max_shrink": "max_shrink", "max_age_hours": "freshness_max_age_hours",
+                 "max_share": "quarantine_max_share"}  # fmt: skip
+
+
+def check_bounds(suite: SuiteSpec, check: ExpectationSpec) -> dict[str, float]:
+    """The bounds of one check that a threshold override can set, with their current values."""
+    if check.kind in SUITE_BOUNDS:
+        name = SUITE_BOUNDS[check.kind]
+        return {name: getattr(suite, _SUITE_FIELDS[name])}
+    return {k: check.kwargs[k] for k in PLAIN_BOUNDS if isinstance(check.kwargs.get(k), int | float)}
+
+
+def apply_thresholds(
+    suites: tuple[SuiteSpec, ...], overrides: Mapping[str, object]
+) -> tuple[SuiteSpec, ...]:
+    """The suites with the overridden thresholds; a ValueError names an unknown or unusable key."""
+    by_name = {s.name: s for s in suites}
+    changed = dict(by_name)
+    for key, value in overrides.items():
+        suite_name, _, check_name = key.partition(".")
+        suite = changed.get(suite_name)
+        if suite is None:
+            raise ValueError(f"{key}: no suite {suite_name!r} (suites: {', '.join(sorted(by_name))})")
+        check = next((e for e in suite.expectations if e.check == check_name), None)
+        if check is None:
+            names = ", ".join(e.check for e in suite.expectations)
+            raise ValueError(f"{key}: suite {suite_name} has no check {check_name!r} (checks: {names})")
+        changed[suite_name] = _override(suite, check, key, _bounds_value(key, suite, check, value))
+    return tuple(changed[s.name] for s in suites)
+
+
+def _bounds_value(key: str, suite: SuiteSpec, check: ExpectationSpec, value: object) -> dict[str, float]:
+    bounds = check_bounds(suite, check)
+    allowed = set(bounds) | ({"mostly"} if check.expect.startswith("column_values_") else set())
+    if isinstance(value, Mapping):
+        wanted = dict(value)
+    elif len(bounds) == 1:
+        wanted = {next(iter(bounds)): value}
+    else:
+        has = ", ".join(sorted(bounds)) or "none"
+        raise ValueError(f"{key}: give a mapping of bounds (this check's bounds: {has})")
+    for name, bound in wanted.items():
+        if name not in allowed:
+            names = ", ".join(sorted(allowed))
+            raise ValueError(f"{key}: {name!r} is not a bound of this check (bounds: {names})")
+        if isinstance(bound, bool) or not isinstance(bound, int | float):
+            raise ValueError(f"{key}.{name}: {bound!r} is not a number")
+        if name in ("mostly", "max_shrink", "max_share") and not 0 <= bound <= 1:
+            raise ValueError(f"{key}.{name}: {bound} is not between 0 and 1")
+    return {name: float(bound) for name, bound in wanted.items()}
+
+
+def _override(suite: SuiteSpec, check: ExpectationSpec, key: str, bounds: dict[str, float]) -> SuiteSpec:
+    if check.kind in SUITE_BOUNDS:
+        return replace(suite, **{_SUITE_FIELDS[name]: bound for name, bound in bounds.items()})
+    new_check = replace(check, kwargs={**check.kwargs, **bounds})
+    return replace(suite, expectations=tuple(new_check if e is check else e for e in suite.expectations))
 
 
 def load_suite(path: Path) -> SuiteSpec:

@@ -70,6 +70,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dagster_project.settings import get_settings
+    from dagster_project.synthetic.ownership import NotOursError
     from dagster_project.synthetic.world import WorldConfig, WorldMismatchError, generate
     from dagster_project.warehouse import connection
 
@@ -83,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         malformed_rate=args.malformed_rate,
         overwrite=args.overwrite,
+        shop_is_embedded=not (args.shop_url or settings.shop_url),
     )
 
     def progress(message: str) -> None:
@@ -90,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         meta = generate(config, progress=None if args.quiet else progress)
-    except WorldMismatchError as error:
+    except (WorldMismatchError, NotOursError) as error:
         print(f"sendwise generate: {error}", file=sys.stderr)
         return 2
     print(f"world {config.out}: {meta['start']} .. {meta['end']}, rows {meta['rows']}")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import psycopg
 
-from dagster_project.synthetic import crm, esp, groundtruth, randomness, shop, web
+from dagster_project.synthetic import crm, esp, groundtruth, ownership, randomness, shop, web
 from dagster_project.synthetic.clock import DAY_MS, HOUR_MS, epoch_ms
 from dagster_project.synthetic.context import Day, Population
 from dagster_project.synthetic.files import write_day_file
@@ -52,6 +52,8 @@ class WorldConfig:
     seed: int = 42
     malformed_rate: float = 0.0
     overwrite: bool = False
+    shop_is_embedded: bool = False
+    """The shop database is Sendwise's embedded `sendwise_shop` (its own even without the marker)."""
 
 
 @dataclass
@@ -108,6 +110,8 @@ def generate(config: WorldConfig, progress: Callable[[str], None] | None = None)
         _say(progress, f"world in {config.out} is up to date ({world_start} .. {world_end}); nothing to do")
         return meta
     if same and requested == world_end + dt.timedelta(days=1):
+        if not ownership.folder_is_ours(config.out):
+            raise ownership.NotOursError(f"{config.out} is not a world Sendwise wrote: refusing to extend it")
         _check_shop(config.shop_url, meta)
         return _extend(config, paths, meta, progress)
     raise WorldMismatchError(
@@ -146,6 +150,11 @@ def _population(config: WorldConfig, start: dt.date) -> tuple[Population, WorldS
 
 def _fresh(config: WorldConfig, paths: Paths, start: dt.date, progress) -> dict:
     began = time.perf_counter()
+    ownership.check_folder(paths.out)  # refuse before anything is written
+    with psycopg.connect(config.shop_url) as conn:
+        if not config.shop_is_embedded:
+            ownership.check_shop(conn, config.shop_url)
+    ownership.claim_folder(paths.out)
     for folder in SOURCE_FOLDERS:
         shutil.rmtree(paths.out / folder, ignore_errors=True)
     population, state = _population(config, start)
@@ -171,6 +180,7 @@ def _fresh(config: WorldConfig, paths: Paths, start: dt.date, progress) -> dict:
     )
     with psycopg.connect(config.shop_url) as conn:
         shop.reset_schema(conn)
+        ownership.mark_shop(conn)
         rng = randomness.rng(config.seed, randomness.HISTORY)
         rows["shop_products"] += shop.copy_rows(
             conn,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psycopg
 
+from dagster_project.synthetic.ownership import FOLDER_MARKER
 from dagster_project.synthetic.world import WorldConfig, generate
 from dagster_project.warehouse import connection, embedded
 
@@ -33,11 +34,11 @@ def make_world(out: Path, shop_url: str, **overrides) -> dict:
 
 
 def file_digests(out: Path) -> dict[str, str]:
-    """sha256 of every source and ground-truth file (the generator's own state excluded)."""
+    """sha256 of every source and ground-truth file (the generator's own state and marker excluded)."""
     return {
         str(path.relative_to(out)): hashlib.sha256(path.read_bytes()).hexdigest()
         for path in sorted(out.rglob("*"))
-        if path.is_file() and ".generator" not in path.parts
+        if path.is_file() and ".generator" not in path.parts and path.name != FOLDER_MARKER
     }
 
 
