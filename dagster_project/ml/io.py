@@ -21,7 +21,6 @@ from ml.registry import ModelRun
 from ml.segment_refresh import StoredSegmentation, stored_from_record
 
 MARTS = "marts"
-AS_OF_TABLE = "intermediate.int_calendar__as_of"
 FEATURE_TEXT_COLUMNS = ("customer_key", "top_categories", "behavioural_segments")
 LEVEL_CHECK = "source_level in ('user', 'segment', 'timezone', 'global', 'default')"
 
@@ -132,18 +131,6 @@ def read_email_events(conn: psycopg.Connection) -> pd.DataFrame:
         time_columns=("event_at", "delivered_at"),
         bool_columns=("is_machine_open",),
     )
-
-
-def read_as_of(conn: psycopg.Connection) -> pd.Timestamp:
-    """The data's as-of instant, the one dbt's windows end at (never the wall clock)."""
-    if not table_exists(conn, AS_OF_TABLE):
-        raise LookupError(f"{AS_OF_TABLE} does not exist: build the dbt models before the ML")
-    with conn.cursor() as cursor:
-        cursor.execute(f"select max(as_of_at) from {AS_OF_TABLE}")
-        value = cursor.fetchone()[0]
-    if value is None:
-        raise LookupError(f"{AS_OF_TABLE} is empty: build the dbt models before the ML")
-    return pd.Timestamp(value).tz_convert("UTC")
 
 
 def table_exists(conn: psycopg.Connection, qualified_name: str) -> bool:

@@ -6,6 +6,7 @@ from sklearn.cluster import KMeans
 from ml.config import SegmentationConfig, SegmentNamingConfig
 from ml.features import FeatureError
 from ml.segment_names import Signals, segment_name
+from ml.segment_refresh import FitReference, StoredSegmentation, assign_segments, fit_statistics
 from ml.segmentation import (
     choose_k,
     count_moved,
@@ -165,6 +166,14 @@ def test_ml_shop_only_segments_have_true_names_and_no_email_or_web_words():
     assert result.profiles["size"].sum() == len(features)
     reassigned = result.model.assign(features)
     assert (reassigned["segment_id"].to_numpy() == result.assignments["segment_id"].to_numpy()).all()
+    # the daily assignment against the stored model sees the four segments, not the six clusters
+    shares = fit_statistics(result.model, features)["fit_shares"]
+    assert len(shares) == 4 and sum(shares.values()) == pytest.approx(1.0)
+    reference = FitReference("fit", None, 1.0, {int(k): v for k, v in shares.items()})
+    daily = assign_segments(StoredSegmentation(result.model, reference), features, result.assignments)
+    pd.testing.assert_frame_equal(daily.profiles[["segment_id", "segment_name", "size"]],
+                                  result.profiles[["segment_id", "segment_name", "size"]])  # fmt: skip
+    assert daily.metrics["moved_customers"] == 0 and daily.metrics["segments"] == 4
 
 
 def test_ml_readable_centroids_round_clip_and_hide_fill_recency():
