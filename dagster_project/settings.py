@@ -32,8 +32,9 @@ class Settings:
     esp_base_url: str | None
     esp_specs_dir: Path = PROJECT_ROOT.parent / "shared" / "esp-specs"
     """Read-only OpenAPI specs of the ESPs (never copied into the repo); `ESP_SPECS_DIR` overrides."""
-    events_start: str = "2025-01-01"
-    """First day (YYYY-MM-DD) of the daily partitions of the web and ESP event assets."""
+    events_start: str | None = None
+    """First day (YYYY-MM-DD) of the daily partitions of the web and ESP event assets; unset, the
+    earliest event file date in the source folder (see ingestion/partitions.py)."""
     quality_max_shrink: float | None = None
     """Data quality: overrides every suite's allowed row-count shrink vs the previous run (0..1)."""
     quality_max_quarantine_share: float | None = None
@@ -76,7 +77,7 @@ def get_settings() -> Settings:
         esp_list_id=os.environ.get("ESP_LIST_ID") or None,
         esp_base_url=os.environ.get("ESP_BASE_URL") or None,
         esp_specs_dir=Path(os.environ.get("ESP_SPECS_DIR") or PROJECT_ROOT.parent / "shared" / "esp-specs"),
-        events_start=os.environ.get("SENDWISE_EVENTS_START") or "2025-01-01",
+        events_start=os.environ.get("SENDWISE_EVENTS_START") or None,
         quality_max_shrink=_optional_float(os.environ.get("SENDWISE_QUALITY_MAX_SHRINK")),
         quality_max_quarantine_share=_optional_float(os.environ.get("SENDWISE_QUALITY_MAX_QUARANTINE_SHARE")),
         freshness_reference=os.environ.get("SENDWISE_FRESHNESS_REFERENCE") or "data",
