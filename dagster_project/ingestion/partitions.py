@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -11,6 +10,7 @@ from dagster_project.ingestion.sources import ESP_EVENTS_DIR, WEB_EVENTS_DIR, ev
 from dagster_project.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
+NO_FILES_START = "2025-01-01"
 
 
 def events_partitions_def(settings: Settings | None = None) -> dg.DailyPartitionsDefinition:
@@ -24,11 +24,12 @@ def events_partitions_def(settings: Settings | None = None) -> dg.DailyPartition
 
 def partitions_start(settings: Settings) -> str:
     """SENDWISE_EVENTS_START when set; else the earliest web/ESP event file date in the source folder;
-    else (no files yet) today, so an empty folder shows one partition rather than years of gaps."""
+    else (no files yet) NO_FILES_START, early enough that files written after the definitions loaded
+    (a world generated in the same process, a first export) still fall inside the range."""
     if settings.events_start:
         return settings.events_start
     days = event_file_days(settings)
-    return days[0] if days else datetime.now(UTC).date().isoformat()
+    return days[0] if days else NO_FILES_START
 
 
 def event_file_days(settings: Settings) -> list[str]:
