@@ -84,8 +84,9 @@ class Settings(BaseSettings):
     esp_specs_dir: Path = Field(default=PROJECT_ROOT.parent / "shared" / "esp-specs",
                                 validation_alias="ESP_SPECS_DIR")  # fmt: skip
     """Read-only OpenAPI specs of the ESPs (never copied into the repo); `ESP_SPECS_DIR` overrides."""
-    events_start: str = Field(default="2025-01-01", validation_alias="SENDWISE_EVENTS_START")
-    """First day (YYYY-MM-DD) of the daily partitions of the web and ESP event assets."""
+    events_start: str | None = Field(default=None, validation_alias="SENDWISE_EVENTS_START")
+    """First day (YYYY-MM-DD) of the daily partitions of the web and ESP event assets; unset, the
+    earliest event file date in the source folder (see ingestion/partitions.py)."""
     quality_max_shrink: float | None = Field(default=None, ge=0, le=1,
                                              validation_alias="SENDWISE_QUALITY_MAX_SHRINK")  # fmt: skip
     """Data quality: overrides every suite's allowed row-count shrink vs the previous run (0..1)."""
@@ -138,7 +139,9 @@ class Settings(BaseSettings):
 
     @field_validator("events_start")
     @classmethod
-    def _date(cls, value: str) -> str:
+    def _date(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         try:
             dt.date.fromisoformat(value)
         except ValueError:

@@ -43,6 +43,29 @@ DEFAULT_LOG_FEATURES: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
+class SegmentNamingConfig:
+    """Absolute thresholds that name a segment from its members' median values (see ml/README.md).
+
+    A name only uses signals the data has: no email word without email events, no web word without
+    web sessions. Segments that end up with the same name are one segment."""
+
+    active_days: int = 90
+    """Median days since the last order at most this: "Active"."""
+    lapsed_days: int = 180
+    """Above this: "Lapsed"; between active_days and this: "At-Risk"."""
+    repeat_orders: int = 2
+    """Median completed orders at least this: "Repeat Buyers", else "One-Time Buyers"."""
+    high_value_monetary: float = 1000.0
+    """Median completed revenue (the shop's currency) at least this: "High-Value"."""
+    new_customer_days: int = 45
+    """Median days since registration below this (and buyers): "New Buyers"."""
+    email_engaged_open_rate: float = 0.2
+    """Median 90-day human open rate at least this: "Email-Engaged" (only with email data)."""
+    web_active_sessions_30d: float = 2.0
+    """Median web sessions in 30 days at least this: "Web-Active" (only with web data)."""
+
+
+@dataclass(frozen=True)
 class SegmentationConfig:
     features: tuple[str, ...] = DEFAULT_SEGMENT_FEATURES
     log_features: tuple[str, ...] = DEFAULT_LOG_FEATURES
@@ -68,6 +91,7 @@ class SegmentationConfig:
     n_threads: int = 1
     """OpenMP threads for KMeans. Small fits on a busy 2-core machine run ~30x slower with 2 threads
     (spin-waiting), so one is the safe default."""
+    naming: SegmentNamingConfig = field(default_factory=SegmentNamingConfig)
 
     def parameters(self) -> dict[str, Any]:
         return json_ready(asdict(self))

@@ -171,13 +171,17 @@ def run_send_time(
 ) -> SendTimeRun:
     """Fit on all engagement, predict for every customer, backtest against the baselines.
 
-    `as_of` defaults to the latest event time (reproducible, unlike now()); `truth` (customer_key,
+    `as_of` is the data's as-of instant (the pipeline passes dbt's int_calendar__as_of, which also sees
+    orders and web data); without it, the latest email event time (never now() or the epoch: with
+    neither there is no time to predict after, which is an error). `truth` (customer_key,
     preferred_hour_of_week_local) is used only to score."""
     config = config or MLConfig()
     customers = customers.sort_values(KEY, ignore_index=True)
     if as_of is None:
         latest = pd.to_datetime(events["event_at"], utc=True).max() if len(events) else pd.NaT
-        as_of = latest if not pd.isna(latest) else pd.Timestamp("1970-01-01", tz="UTC")
+        if pd.isna(latest):
+            raise ValueError("run_send_time needs as_of when there are no email events (the data's as-of)")
+        as_of = latest
     as_of = pd.Timestamp(as_of)
     engagement = prepare_engagement(events, customers, config.send_time)
     fitted = fit_send_time(engagement, customers, segments, config.send_time)

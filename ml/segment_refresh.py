@@ -66,13 +66,14 @@ def stored_from_record(
 
 def fit_statistics(model: SegmentationModel, features: pd.DataFrame) -> dict[str, Any]:
     """The figures a fit records so later runs can measure drift against it."""
-    clusters, distance, _ = nearest_centroids(model.kmeans, model.project(features))
-    sizes = np.bincount(clusters, minlength=len(model.segment_ids))
+    _, distance, _ = nearest_centroids(model.kmeans, model.project(features))
+    ids = model.segments()[0]
+    sizes = np.bincount(model.segment_positions(features), minlength=len(ids))
     return {
         "fit_mean_squared_distance": float(np.mean(distance**2)) if len(distance) else 0.0,
         "fit_shares": {
             str(segment): float(size / max(len(features), 1))
-            for segment, size in zip(model.segment_ids, sizes, strict=True)
+            for segment, size in zip(ids, sizes, strict=True)
         },
     }
 
@@ -81,12 +82,12 @@ def measure_drift(stored: StoredSegmentation, features: pd.DataFrame) -> dict[st
     """How far today's customers sit from the stored centroids, relative to the fit: the ratio of mean
     squared distances, and the largest change of any segment's share (in share points)."""
     model, reference = stored.model, stored.reference
-    clusters, distance, _ = nearest_centroids(model.kmeans, model.project(features))
-    sizes = np.bincount(clusters, minlength=len(model.segment_ids))
-    shares = sizes / max(len(features), 1)
+    _, distance, _ = nearest_centroids(model.kmeans, model.project(features))
+    ids = model.segments()[0]
+    shares = np.bincount(model.segment_positions(features), minlength=len(ids)) / max(len(features), 1)
     shifts = [
         abs(float(share) - reference.shares.get(int(segment), 0.0))
-        for segment, share in zip(model.segment_ids, shares, strict=True)
+        for segment, share in zip(ids, shares, strict=True)
     ]
     current = float(np.mean(distance**2)) if len(distance) else 0.0
     ratio = current / reference.mean_squared_distance if reference.mean_squared_distance > 0 else 1.0
@@ -130,19 +131,17 @@ def assign_segments(
     """Every customer to the nearest stored centroid: ids, names and k as they were fitted."""
     model = stored.model
     assignments = model.assign(features)
-    clusters = pd.Series(range(len(model.segment_ids)), index=model.segment_ids)[
-        assignments["segment_id"].to_numpy()
-    ].to_numpy()
-    k = len(model.segment_ids)
-    sizes = np.bincount(clusters, minlength=k)
+    ids, names, _ = model.segments()
+    positions = model.segment_positions(features)
+    sizes = np.bincount(positions, minlength=len(ids))
     scaled = model.transform.transform(features)
-    original = model.transform.to_original_units(member_centroids(scaled, clusters, k))
+    original = model.transform.to_original_units(member_centroids(scaled, positions, len(ids)))
     profiles = pd.concat(
         [
             pd.DataFrame(
                 {
-                    "segment_id": model.segment_ids,
-                    "segment_name": model.segment_names,
+                    "segment_id": ids,
+                    "segment_name": names,
                     "size": sizes.astype(np.int64),
                     "share": sizes / max(len(features), 1),
                 }
@@ -154,8 +153,9 @@ def assign_segments(
     moved = count_moved(previous_assignments, assignments[[KEY, "segment_id"]])
     metrics: dict[str, Any] = {
         "customers": len(features),
-        "k": k,
-        "sizes": {str(i): int(s) for i, s in zip(model.segment_ids, sizes, strict=True)},
+        "k": int(model.kmeans.n_clusters),
+        "segments": len(ids),
+        "sizes": {str(i): int(s) for i, s in zip(ids, sizes, strict=True)},
         "moved_customers": moved["moved"],
         "compared_with_previous": moved["compared"],
     }

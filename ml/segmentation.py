@@ -1,5 +1,6 @@
-"""KMeans customer segments: k chosen by silhouette and stability, readable unique names, ids kept stable
-across runs by matching centroids to the previous run's (Hungarian algorithm)."""
+"""KMeans customer segments: k chosen by silhouette and stability, names true of the members (see
+segment_names.py; clusters with the same name are one segment), ids kept stable across runs by matching
+segment centroids to the previous run's (Hungarian algorithm)."""
 
 from __future__ import annotations
 
@@ -16,20 +17,7 @@ from threadpoolctl import threadpool_limits
 
 from ml.config import SegmentationConfig
 from ml.features import KEY, FeatureError, FeatureTransform, fit_feature_transform
-
-FEATURE_LABELS: dict[str, str] = {
-    "recency_days": "days since last order",
-    "frequency": "orders",
-    "monetary": "revenue",
-    "avg_order_value": "order value",
-    "purchase_frequency": "purchase frequency",
-    "email_open_rate_90d": "email opens",
-    "email_click_rate_90d": "email clicks",
-    "web_sessions_30d": "web visits",
-    "days_since_registration": "tenure",
-    "engagement_score": "engagement",
-    "lifetime_value": "lifetime value",
-}
+from ml.segment_names import cluster_names
 
 
 @dataclass
@@ -40,12 +28,23 @@ class SegmentationModel:
     pca: PCA | None
     kmeans: KMeans
     segment_ids: np.ndarray
-    """Stable segment id of each KMeans cluster index."""
+    """Stable segment id of each KMeans cluster index (merged clusters share one)."""
     segment_names: list[str]
     config: SegmentationConfig
 
     def project(self, frame: pd.DataFrame) -> np.ndarray:
         return project(self.transform.transform(frame), self.pca)
+
+    def segments(self) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """The distinct segment ids (sorted), their names, and each cluster's position among them."""
+        ids, segment_of_cluster = np.unique(self.segment_ids, return_inverse=True)
+        names = [self.segment_names[int(np.flatnonzero(segment_of_cluster == s)[0])] for s in range(len(ids))]
+        return ids, names, segment_of_cluster
+
+    def segment_positions(self, frame: pd.DataFrame) -> np.ndarray:
+        """Each row's position among `segments()` ids (nearest centroid, merged clusters together)."""
+        clusters, _, _ = nearest_centroids(self.kmeans, self.project(frame))
+        return self.segments()[2][clusters]
 
     def assign(self, frame: pd.DataFrame) -> pd.DataFrame:
         clusters, distance, confidence = nearest_centroids(self.kmeans, self.project(frame))
@@ -164,58 +163,6 @@ def member_centroids(scaled: np.ndarray, clusters: np.ndarray, k: int) -> np.nda
     )
 
 
-def name_segment(z: pd.Series, original: pd.Series) -> str:
-    """A readable name from a centroid: `z` in standard units, `original` in the features' own units."""
-
-    def zget(*names: str) -> float:
-        return next((float(z[name]) for name in names if name in z.index), 0.0)
-
-    orders = float(original["frequency"]) if "frequency" in original.index else 1.0
-    tenure = float(original["days_since_registration"]) if "days_since_registration" in original else 1e9
-    value, engagement = zget("monetary", "lifetime_value"), zget("engagement_score", "email_open_rate_90d")
-    email, web = zget("email_open_rate_90d", "email_click_rate_90d"), zget("web_sessions_30d")
-    if orders < 0.5:
-        if web > 0.3:
-            return "Window Shoppers"
-        return "Email-Only Readers" if email > 0.3 else "Dormant Prospects"
-    if value > 0.7:
-        return "High-Value Advocates" if engagement > 0.3 else "High-Value Silent"
-    if tenure < 45:
-        return "New Customers"
-    if zget("recency_days") > 0.5:
-        return "At-Risk Customers" if value > -0.3 else "Lapsed Customers"
-    if engagement > 0.7:
-        return "Engaged Email Enthusiasts" if email > 0.3 else "Engaged Website Users"
-    if zget("purchase_frequency") > 0.3:
-        return "Regular Buyers"
-    return "Standard Customers"
-
-
-def name_segments(z_centroids: pd.DataFrame, original_centroids: pd.DataFrame) -> list[str]:
-    """Names for every centroid, unique: a shared name gets the feature that sets each one apart."""
-    names = [
-        name_segment(z_centroids.iloc[row], original_centroids.iloc[row]) for row in range(len(z_centroids))
-    ]
-    for name in sorted(set(names)):
-        rows = [row for row, candidate in enumerate(names) if candidate == name]
-        if len(rows) < 2:
-            continue
-        # the feature that varies most within the group, and each member's place on it
-        group = z_centroids.iloc[rows]
-        feature = str(group.std().idxmax())
-        label = FEATURE_LABELS.get(feature, feature)
-        order = np.argsort(group[feature].to_numpy(), kind="stable")
-        words = ["less", "more"] if len(rows) == 2 else ["least"] + ["mid"] * (len(rows) - 2) + ["most"]
-        for rank, member in enumerate(order):
-            names[rows[member]] = f"{name} ({words[rank]} {label})"
-    seen: dict[str, int] = {}
-    for row, name in enumerate(names):
-        seen[name] = seen.get(name, 0) + 1
-        if seen[name] > 1:
-            names[row] = f"{name} {seen[name]}"
-    return names
-
-
 def match_segment_ids(
     current: np.ndarray,
     previous: np.ndarray | None,
@@ -289,11 +236,14 @@ def _fit_segments(
     kmeans = _kmeans(k, config.random_state, config.n_init).fit(points[fit_rows])
     clusters, distance, confidence = nearest_centroids(kmeans, points)
 
-    sizes = np.bincount(clusters, minlength=k)
-    scaled_centroids = member_centroids(scaled, clusters, k)
+    # Clusters the present signals cannot tell apart share a name: they are one segment.
+    names = cluster_names(features, clusters, k, config.naming)
+    segment_names = list(dict.fromkeys(names))
+    segment_of_cluster = np.array([segment_names.index(name) for name in names], dtype=np.int64)
+    segments = segment_of_cluster[clusters]
+    sizes = np.bincount(segments, minlength=len(segment_names))
+    scaled_centroids = member_centroids(scaled, segments, len(segment_names))
     original = transform.to_original_units(scaled_centroids)
-    z_centroids = pd.DataFrame(scaled_centroids, columns=list(config.features))
-    names = name_segments(z_centroids, original)
 
     previous_scaled, previous_ids = None, None
     if (
@@ -304,9 +254,8 @@ def _fit_segments(
         # nulls (e.g. recency of a segment that never ordered) get the same fill as customers' nulls
         previous_scaled = transform.transform(previous_profiles)
         previous_ids = previous_profiles["segment_id"].to_numpy()
-    segment_ids = match_segment_ids(
-        scaled_centroids, previous_scaled, previous_ids, sizes, config.max_match_distance
-    )
+    ids = match_segment_ids(scaled_centroids, previous_scaled, previous_ids, sizes, config.max_match_distance)
+    segment_ids = ids[segment_of_cluster]
 
     model = SegmentationModel(transform, pca, kmeans, segment_ids, names, config)
     assignments = pd.DataFrame(
@@ -322,8 +271,8 @@ def _fit_segments(
         [
             pd.DataFrame(
                 {
-                    "segment_id": segment_ids,
-                    "segment_name": names,
+                    "segment_id": ids,
+                    "segment_name": segment_names,
                     "size": sizes.astype(np.int64),
                     "share": sizes / max(len(features), 1),
                 }
@@ -338,12 +287,13 @@ def _fit_segments(
     metrics: dict[str, Any] = {
         "customers": len(features),
         "k": k,
+        "segments": len(segment_names),
         "silhouette": float(chosen["silhouette"]),
         "stability_ari": float(chosen["stability"]),
         "pca_components": int(pca.n_components_) if pca is not None else scaled.shape[1],
-        "sizes": {str(i): int(s) for i, s in zip(segment_ids, sizes, strict=True)},
+        "sizes": {str(i): int(size) for i, size in zip(ids, sizes, strict=True)},
         "k_scores": k_scores.round(4).to_dict(orient="records"),
-        "matched_previous": int(np.isin(segment_ids, previous_ids).sum()) if previous_ids is not None else 0,
+        "matched_previous": int(np.isin(ids, previous_ids).sum()) if previous_ids is not None else 0,
         "moved_customers": moved["moved"],
         "compared_with_previous": moved["compared"],
     }

@@ -10,26 +10,46 @@ from dagster_project.ingestion.sources import ESP_EVENTS_DIR, WEB_EVENTS_DIR, ev
 from dagster_project.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
+NO_FILES_START = "2025-01-01"
 
 
 def events_partitions_def(settings: Settings | None = None) -> dg.DailyPartitionsDefinition:
-    """Days from SENDWISE_EVENTS_START through today (files are named by the day they were written)."""
+    """Days from `partitions_start` through today (files are named by the day they were written).
+
+    Built when the Definitions load (once per process: code server, run worker, CLI), so the range
+    follows the files present then; a file dated before it needs a reload (or SENDWISE_EVENTS_START)."""
     settings = settings or get_settings()
-    return dg.DailyPartitionsDefinition(start_date=settings.events_start, end_offset=1)
+    return dg.DailyPartitionsDefinition(start_date=partitions_start(settings), end_offset=1)
+
+
+def partitions_start(settings: Settings) -> str:
+    """SENDWISE_EVENTS_START when set; else the earliest web/ESP event file date in the source folder;
+    else (no files yet) NO_FILES_START, early enough that files written after the definitions loaded
+    (a world generated in the same process, a first export) still fall inside the range."""
+    if settings.events_start:
+        return settings.events_start
+    days = event_file_days(settings)
+    return days[0] if days else NO_FILES_START
+
+
+def event_file_days(settings: Settings) -> list[str]:
+    """File dates present in the web or ESP event folders, sorted."""
+    days = set(event_file_dates(settings.source_dir, WEB_EVENTS_DIR))
+    days |= set(event_file_dates(settings.source_dir, ESP_EVENTS_DIR))
+    return sorted(days)
 
 
 def available_partition_keys(settings: Settings | None = None) -> list[str]:
     """File dates present in the web or ESP event folders, sorted, within the partitions' range."""
     settings = settings or get_settings()
-    days = set(event_file_dates(settings.source_dir, WEB_EVENTS_DIR))
-    days |= set(event_file_dates(settings.source_dir, ESP_EVENTS_DIR))
+    days = set(event_file_days(settings))
     valid = set(events_partitions_def(settings).get_partition_keys())
     outside = sorted(days - valid)
     if outside:
         log.warning(
-            "event files dated %s..%s fall outside the daily partitions (SENDWISE_EVENTS_START=%s, through "
-            "today) and are not offered for loading",
-            outside[0], outside[-1], settings.events_start,
+            "event files dated %s..%s fall outside the daily partitions (from %s through today) and are "
+            "not offered for loading",
+            outside[0], outside[-1], partitions_start(settings),
         )  # fmt: skip
     return sorted(days & valid)
 

@@ -149,8 +149,9 @@ def customer_segments(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     description=(
         "Per customer: best local hour of the week to send, learned from real opens and clicks (machine "
         "opens excluded) relative to when mail was delivered, shrunk toward segment -> time zone -> global; "
-        "the next UTC slot for that hour, the level the prediction rests on and a confidence. Every run is "
-        "backtested against the best global hour and each customer's most frequent past hour."
+        "the next UTC slot for that hour after the data's as-of (int_calendar__as_of, never the wall "
+        "clock), the level the prediction rests on and a confidence. Every run is backtested against "
+        "the best global hour and each customer's most frequent past hour."
     ),
 )
 def send_time_predictions(
@@ -162,7 +163,8 @@ def send_time_predictions(
         customers = io.read_customers(conn)
         events = io.read_email_events(conn)
         segments = io.read_segments(conn)
-        result = run_send_time(events, customers, segments, config, truth=_truth(customers))
+        as_of = io.read_data_as_of(conn)  # dbt's as-of: send times follow the data, not the clock
+        result = run_send_time(events, customers, segments, config, truth=_truth(customers), as_of=as_of)
         artefact = io.save_artefact(settings.models_dir, SEND_TIME_MODEL, result.version, result.model)
         io.write_send_times(conn, result.run, result.predictions)
     metrics = result.run.metrics

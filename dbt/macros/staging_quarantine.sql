@@ -1,14 +1,16 @@
 {#- Row-level rules of the staging layer: a raw row that matches one is unusable (it would corrupt facts),
     so its staging model leaves it out and the source's quarantine model keeps it with the reason.
     One place for the rules, so staged + quarantined = raw (after dedupe) by construction.
-    Flags that keep the row (e.g. is_email_valid) are not rules, and neither are unknown enum values
+    Optional fields are not rules either: an order without ordered_at takes created_at, then
+    updated_at (stg_shop__orders.ordered_at_source says which), and only an order with none of them
+    is unusable. Flags that keep the row (e.g. is_email_valid) are not rules, and neither are unknown enum values
     (a new status or event type is a change of the source, which the accepted_values tests stop). -#}
 {% macro staging_quarantine_rules(entity) -%}
     {%- set future = "> _loaded_at + interval '" ~ var('quarantine_future_tolerance_hours', 24) ~ " hours'" -%}
     {%- set rules = {
         'shop_orders': [
             ("order_total < 0", 'negative order_total'),
-            ("ordered_at is null", 'ordered_at missing'),
+            ("coalesce(ordered_at, created_at, updated_at) is null", 'order time missing'),
         ],
         'shop_order_items': [
             ("quantity is null or quantity <= 0", 'quantity <= 0'),

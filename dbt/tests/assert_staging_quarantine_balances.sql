@@ -1,5 +1,6 @@
 {#- For every staged raw table: rows in raw (after dedupe by key) = staged + quarantined. Nothing is
-    dropped silently between raw and staging. -#}
+    dropped silently between raw and staging (an order without ordered_at is staged with its
+    created_at/updated_at, so it counts as staged; only one with no time at all is quarantined). -#}
 with raw_counts as (
     select 'shop_orders' as source_table, count(*) as raw_rows from {{ source('shop', 'shop_orders') }}
     union all

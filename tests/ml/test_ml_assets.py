@@ -18,6 +18,7 @@ from dagster_project.warehouse.resource import WarehouseResource
 from ml.synthetic import synthesize_marts
 
 N_CUSTOMERS = 700
+WEEK = pd.Timedelta(days=7, hours=1)  # a week of local time, plus the hour a DST change can add
 
 
 @pytest.fixture
@@ -26,6 +27,13 @@ def marts(warehouse_url: str):
     engine = create_engine(warehouse_url)
     with engine.begin() as conn:
         conn.execute(sa.text("create schema if not exists marts"))
+        conn.execute(sa.text("create schema if not exists intermediate"))
+        conn.execute(
+            sa.text(
+                "create table intermediate.int_calendar__as_of as select cast(:at as timestamptz) as as_of_at"
+            ),
+            {"at": world.as_of.isoformat()},
+        )
     world.features.to_sql("fct_customer_features", engine, schema="marts", index=False)
     world.customers.to_sql("dim_customers", engine, schema="marts", index=False)
     world.email_events.to_sql("fct_email_events", engine, schema="marts", index=False, chunksize=5000)
@@ -78,8 +86,9 @@ def test_ml_assets_materialize_write_outputs_and_record_runs(warehouse_url: str,
     assert predictions["best_hour_of_week"].between(0, 167).all()
     assert (predictions["local_hour"] == predictions["best_hour_of_week"] % 24).all()
     assert set(predictions["source_level"]) <= {"user", "segment", "timezone", "global", "default"}
-    as_of = marts.email_events["event_at"].max()
-    assert (pd.to_datetime(predictions["next_send_at_utc"], utc=True) > as_of).all()
+    assert marts.email_events["event_at"].max() < marts.as_of
+    next_send = pd.to_datetime(predictions["next_send_at_utc"], utc=True)
+    assert next_send.between(marts.as_of, marts.as_of + WEEK, inclusive="right").all()
 
     runs = _query(
         warehouse_url, "select model, version, metrics, parameters from ml.model_runs order by model"
@@ -110,6 +119,20 @@ def test_ml_assets_materialize_write_outputs_and_record_runs(warehouse_url: str,
     assert profile_metadata["segment_centroids"].value.startswith(
         "![segment_centroids](data:image/png;base64,"
     )
+
+
+def test_ml_send_times_follow_the_data_as_of_without_email_events(warehouse_url: str, marts):
+    """A shop without an ESP: no email events, yet every send time is in the week after the data's as-of
+    (dbt's int_calendar__as_of), not after the epoch or the wall clock."""
+    engine = create_engine(warehouse_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("delete from marts.fct_email_events"))
+    engine.dispose()
+    assert _materialize(warehouse_url).success
+    predictions = _query(warehouse_url, "select next_send_at_utc, source_level from ml.send_time_predictions")
+    assert len(predictions) == N_CUSTOMERS and set(predictions["source_level"]) == {"default"}
+    next_send = pd.to_datetime(predictions["next_send_at_utc"], utc=True)
+    assert next_send.between(marts.as_of, marts.as_of + WEEK, inclusive="right").all()
 
 
 def test_ml_assets_rerun_is_idempotent(warehouse_url: str, marts):

@@ -1,5 +1,6 @@
 import numpy as np
 import pandas as pd
+import pytest
 
 from ml.config import MLConfig, SegmentationConfig
 from ml.evaluation import truth_by_customer
@@ -67,6 +68,18 @@ def test_ml_run_send_time_rows_and_metrics():
     assert "model.lt5_past.hit_rate_1h" in metrics["backtest"]
     untouched = run_send_time(world.email_events, world.customers, segments, CONFIG)
     pd.testing.assert_frame_equal(untouched.predictions, run.predictions)
+
+
+def test_ml_send_time_without_email_events_needs_the_data_as_of():
+    world = synthesize_marts(60, days=14, seed=5)
+    no_events = world.email_events.iloc[0:0]
+    with pytest.raises(ValueError, match="as_of"):
+        run_send_time(no_events, world.customers, None, CONFIG)
+    as_of = pd.Timestamp("2026-10-20T15:30:00Z")
+    run = run_send_time(no_events, world.customers, None, CONFIG, as_of=as_of)
+    slots = run.predictions["next_send_at_utc"]
+    assert (slots > as_of).all() and (slots <= as_of + pd.Timedelta(days=7, hours=1)).all()
+    assert run.run.data_snapshot["as_of"] == as_of.isoformat()
 
 
 def test_ml_synthetic_world_is_seeded_and_shaped_like_the_marts():

@@ -3,16 +3,16 @@ import pandas as pd
 import pytest
 from sklearn.cluster import KMeans
 
-from ml.config import SegmentationConfig
+from ml.config import SegmentationConfig, SegmentNamingConfig
 from ml.features import FeatureError
+from ml.segment_names import Signals, segment_name
+from ml.segment_refresh import FitReference, StoredSegmentation, assign_segments, fit_statistics
 from ml.segmentation import (
     choose_k,
     count_moved,
     fit_projection,
     fit_segments,
     match_segment_ids,
-    name_segment,
-    name_segments,
     nearest_centroids,
     project,
     readable_centroids,
@@ -68,40 +68,112 @@ def test_ml_nearest_centroids_distance_and_confidence():
     assert confidence[0] == pytest.approx(1.0) and confidence[1] == pytest.approx(0.0, abs=1e-9)
 
 
-def test_ml_segment_names_follow_readable_rules():
-    def z(**values: float) -> pd.Series:
-        base = {"monetary": 0.0, "engagement_score": 0.0, "recency_days": 0.0, "web_sessions_30d": 0.0}
-        return pd.Series({**base, **values})
-
-    def original(frequency: float = 9.0, tenure: float = 400.0) -> pd.Series:
-        return pd.Series({"frequency": frequency, "days_since_registration": tenure})
-
-    assert name_segment(z(monetary=1.2, engagement_score=0.9), original()) == "High-Value Advocates"
-    assert name_segment(z(monetary=1.2, engagement_score=-0.5), original()) == "High-Value Silent"
-    assert name_segment(z(), original(frequency=0.0)) == "Dormant Prospects"
-    assert name_segment(z(web_sessions_30d=1.0), original(frequency=0.0)) == "Window Shoppers"
-    assert name_segment(z(), original(tenure=10.0)) == "New Customers"
-    assert name_segment(z(recency_days=1.0), original()) == "At-Risk Customers"
-    assert name_segment(z(recency_days=1.0, monetary=-1.0), original()) == "Lapsed Customers"
-    assert name_segment(z(engagement_score=1.0), original()) == "Engaged Website Users"
-    assert name_segment(z(), original()) == "Standard Customers"
+NAMING = SegmentNamingConfig()
+SHOP_ONLY = Signals(orders=True, email=False, web=False)
+EVERYTHING = Signals(orders=True, email=True, web=True)
 
 
-def test_ml_segment_names_are_unique_with_a_distinguishing_feature():
-    z = pd.DataFrame(
-        {"monetary": [0.0, 0.0, 0.0], "web_sessions_30d": [0.0, 0.2, -0.2], "engagement_score": [0, 0, 0]}
-    )
-    original = pd.DataFrame({"frequency": [3.0, 3.0, 3.0], "days_since_registration": [400.0] * 3})
-    names = name_segments(z, original)
-    assert names == [
-        "Standard Customers (mid web visits)",
-        "Standard Customers (most web visits)",
-        "Standard Customers (least web visits)",
-    ]
-    pair = name_segments(z.iloc[1:], original.iloc[1:])
-    assert pair == ["Standard Customers (more web visits)", "Standard Customers (less web visits)"]
-    four = pd.concat([z, z.iloc[[0]]], ignore_index=True)
-    assert len(set(name_segments(four, pd.concat([original, original.iloc[[0]]], ignore_index=True)))) == 4
+def test_ml_segment_names_follow_absolute_thresholds():
+    def median(**values: float) -> pd.Series:
+        base = {"frequency": 1.0, "monetary": 50.0, "recency_days": 30.0, "days_since_registration": 400.0}
+        return pd.Series({**base, "email_open_rate_90d": 0.0, "web_sessions_30d": 0.0, **values})
+
+    assert segment_name(median(recency_days=480.0), SHOP_ONLY, NAMING) == "Lapsed One-Time Buyers"
+    at_risk = median(recency_days=120.0, frequency=3.0)
+    assert segment_name(at_risk, SHOP_ONLY, NAMING) == "At-Risk Repeat Buyers"
+    assert segment_name(median(days_since_registration=20.0), SHOP_ONLY, NAMING) == "New One-Time Buyers"
+    high = median(frequency=9.0, monetary=2500.0)
+    assert segment_name(high, SHOP_ONLY, NAMING) == "High-Value Active Repeat Buyers"
+    engaged = median(email_open_rate_90d=0.5, web_sessions_30d=4.0)
+    assert segment_name(engaged, EVERYTHING, NAMING) == "Active One-Time Buyers (Email-Engaged, Web-Active)"
+    # the same member without email or web data in the world: no email or web word
+    assert segment_name(engaged, SHOP_ONLY, NAMING) == "Active One-Time Buyers"
+    none = {"frequency": 0.0, "monetary": 0.0, "recency_days": np.nan}
+    assert segment_name(median(**none), SHOP_ONLY, NAMING) == "Non-Buyers"
+    assert segment_name(median(**none, web_sessions_30d=3.0), EVERYTHING, NAMING) == "Window Shoppers"
+    readers = median(**none, email_open_rate_90d=0.4)
+    assert segment_name(readers, EVERYTHING, NAMING) == "Email Readers Without Orders"
+    # thresholds are configuration, not relative to the other segments
+    strict = SegmentNamingConfig(lapsed_days=600)
+    assert segment_name(median(recency_days=480.0), SHOP_ONLY, strict) == "At-Risk One-Time Buyers"
+
+
+def shop_only_features() -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """A shop without ESP or web: idle one-time buyers of two registration cohorts, active repeat
+    buyers, high-value repeat buyers and registered non-buyers (email and web features all 0)."""
+    rng = np.random.default_rng(11)
+    # group: size, orders (base, spread), revenue range, recency range, registration range
+    spec = {
+        "idle_once_2024": (30, (1, 1), (30, 50), (470, 490), (700, 705)),
+        "idle_once_2025": (30, (1, 1), (30, 50), (470, 490), (500, 505)),
+        "active_repeat": (40, (4, 3), (200, 400), (5, 40), (300, 400)),
+        "high_value": (25, (8, 5), (1500, 3000), (10, 60), (500, 700)),
+        "never_bought": (30, (0, 1), (0, 0), (0, 0), (100, 600)),
+    }
+    frames, groups = [], {}
+    for group, (n, (orders, spread), revenue, recency, registered) in spec.items():
+        frequency = orders + np.arange(n) % spread
+        groups[group] = [f"{group}-{i:03d}" for i in range(n)]
+        frames.append(
+            pd.DataFrame(
+                {
+                    "customer_key": groups[group],
+                    "frequency": frequency,
+                    "monetary": rng.uniform(*revenue, n),
+                    "recency_days": np.where(frequency > 0, rng.uniform(*recency, n), np.nan),
+                    "days_since_registration": rng.uniform(*registered, n),
+                }
+            )  # fmt: skip
+        )
+    frame = pd.concat(frames, ignore_index=True)
+    frame["avg_order_value"] = frame["monetary"] / frame["frequency"].clip(lower=1)
+    frame["purchase_frequency"] = frame["frequency"] * 30 / frame["days_since_registration"]
+    silent = ["email_open_rate_90d", "email_click_rate_90d", "email_sends_90d", "web_sessions_30d"]
+    return frame.assign(**dict.fromkeys([*silent, "engagement_score"], 0.0)), groups
+
+
+def test_ml_shop_only_segments_have_true_names_and_no_email_or_web_words():
+    features, groups = shop_only_features()
+    # six clusters for four kinds of customer: KMeans must split some kind (e.g. by registration cohort)
+    config = SegmentationConfig(k_min=6, k_max=6, silhouette_sample_size=500)
+    result = fit_segments(features, config)
+    segments = result.assignments.merge(features, on="customer_key")
+    names = segments.groupby("segment_id")["segment_name"].unique()
+    assert (names.str.len() == 1).all() and segments.drop_duplicates("segment_id")["segment_name"].is_unique
+    for word in ("Email", "Web", "Window", "Silent", "Engaged", "Readers"):
+        assert not segments["segment_name"].str.contains(word).any(), word
+    # the one-time buyers are one segment, whatever their registration cohort
+    idle = segments[segments["customer_key"].isin(groups["idle_once_2024"] + groups["idle_once_2025"])]
+    assert idle["segment_name"].unique().tolist() == ["Lapsed One-Time Buyers"]
+    # every name is true of every member here (the groups are clean)
+    for name, members in segments.groupby("segment_name"):
+        recency, frequency, monetary = members["recency_days"], members["frequency"], members["monetary"]
+        if "Lapsed" in name:
+            assert (recency > NAMING.lapsed_days).all(), name
+        if "Active" in name:
+            assert (recency <= NAMING.active_days).all(), name
+        if "One-Time" in name:
+            assert (frequency == 1).all(), name
+        if "Repeat" in name:
+            assert (frequency >= NAMING.repeat_orders).all(), name
+        assert ("High-Value" in name) == bool((monetary >= NAMING.high_value_monetary).all()), name
+        if name == "Non-Buyers":
+            assert (frequency == 0).all()
+    assert set(segments["segment_name"]) == {
+        "Lapsed One-Time Buyers", "Active Repeat Buyers", "High-Value Active Repeat Buyers", "Non-Buyers",
+    }  # fmt: skip
+    assert result.metrics["k"] == 6 and result.metrics["segments"] == 4
+    assert result.profiles["size"].sum() == len(features)
+    reassigned = result.model.assign(features)
+    assert (reassigned["segment_id"].to_numpy() == result.assignments["segment_id"].to_numpy()).all()
+    # the daily assignment against the stored model sees the four segments, not the six clusters
+    shares = fit_statistics(result.model, features)["fit_shares"]
+    assert len(shares) == 4 and sum(shares.values()) == pytest.approx(1.0)
+    reference = FitReference("fit", None, 1.0, {int(k): v for k, v in shares.items()})
+    daily = assign_segments(StoredSegmentation(result.model, reference), features, result.assignments)
+    pd.testing.assert_frame_equal(daily.profiles[["segment_id", "segment_name", "size"]],
+                                  result.profiles[["segment_id", "segment_name", "size"]])  # fmt: skip
+    assert daily.metrics["moved_customers"] == 0 and daily.metrics["segments"] == 4
 
 
 def test_ml_readable_centroids_round_clip_and_hide_fill_recency():
@@ -137,7 +209,7 @@ def test_ml_fit_segments_is_seeded_and_ids_survive_a_refit():
     again = fit_segments(world.features, SMALL)
     pd.testing.assert_frame_equal(first.assignments, again.assignments)
     assert first.profiles["size"].sum() == 1200
-    assert first.assignments["segment_name"].nunique() == first.metrics["k"]
+    assert first.assignments["segment_name"].nunique() == first.metrics["segments"] <= first.metrics["k"]
     reassigned = first.model.assign(world.features)
     assert (reassigned["segment_id"].to_numpy() == first.assignments["segment_id"].to_numpy()).all()
 

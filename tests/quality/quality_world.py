@@ -95,6 +95,9 @@ from (values ('shop_orders', {orders} - 9, 9), ('shop_order_items', {orders} * 2
     ('esp_events', {esp_events} - 30, 30), ('web_events', {web_events} - 20, 20))
     s(source_table, staged_rows, quarantined_rows);
 
+create schema if not exists intermediate;
+create table intermediate.int_calendar__as_of as select timestamptz '{ANCHOR}' as as_of_at;
+
 create schema if not exists marts;
 create table marts.dim_customers as
 select 'ck-' || g as customer_key, 'customer' || g || '@example.com' as email, 'First' || g as first_name,
@@ -130,7 +133,7 @@ from generate_series(1, {customers}) g;
 create table ml.send_time_predictions as
 select 'ck-' || g as customer_key, (g % 7) * 24 + g % 24 as best_hour_of_week, g % 24 as local_hour,
     g % 7 as local_weekday, 'Europe/Amsterdam' as timezone,
-    timestamptz '{ANCHOR}' + (g % 168) * interval '1 hour' as next_send_at_utc,
+    timestamptz '{ANCHOR}' + (1 + g % 168) * interval '1 hour' as next_send_at_utc,
     (array['user', 'segment', 'timezone', 'global', 'default'])[1 + g % 5] as source_level,
     0.6 as confidence, 'sendtime-v1' as model_version
 from generate_series(1, {customers}) g;
@@ -207,6 +210,12 @@ CORRUPTIONS = [
         "churn risk above 1 in a band that does not match",
         "update ml.customer_value set churn_risk = 1.2, churn_risk_band = 'Low' where customer_key = 'ck-5'",
         {"ml_customer_value": {"churn_risk_in_unit_range", "churn_band_matches_risk"}},
+    ),
+    Corruption(
+        "send times after the epoch instead of the data's as-of",
+        "update ml.send_time_predictions set next_send_at_utc = timestamptz '1970-01-06 10:00+00' "
+        "where customer_key = 'ck-9'",
+        {"ml_send_time_predictions": {"next_send_within_a_week_of_as_of"}},
     ),
     Corruption(
         "stale ESP feed (no events in the last three days)",

@@ -117,6 +117,21 @@ def test_failed_warn_check_is_recorded_but_does_not_block(world: str) -> None:
     assert "Mars Standard Time" in warned.metadata["sample"].value
 
 
+def test_email_less_shop_is_a_legitimate_state_and_does_not_block(world: str) -> None:
+    """Email is optional (SOURCES.md): a shop that holds no emails at all still gets its profiles and ML."""
+    execute(
+        world,
+        "update marts.dim_customers set email = null, is_email_valid = false, is_contactable = false",
+    )
+    result = _run(world)
+    assert result.success
+    assert _materialized(result) == {DIM, FEATURES, SEGMENTS, SYNC}
+    warned = _evaluations(result)[("dim_customers", "email_null_share")]
+    assert not warned.passed and warned.severity == dg.AssetCheckSeverity.WARN
+    raw_customers = next(s for s in SUITES if s.name == "raw_shop_customers")
+    assert not raw_customers.check("email_null_share").blocking
+
+
 def test_every_suite_is_wired_with_blocking_matching_severity() -> None:
     specs = {
         (spec.asset_key.to_user_string(), spec.name): spec

@@ -78,6 +78,13 @@ source_records as (
     group by 1
 ),
 
+{#- Source diversity counts against the systems the data has: in a shop-only build one system is all
+    there is to be known to. -#}
+systems_in_data as (
+    select greatest(count(distinct {{ source_of_record_type('record_type') }}), 1) as system_count
+    from record_keys
+),
+
 {#- A test mailbox is blocked from matching (it has no key), so look for it on the person's records. -#}
 test_accounts as (
     select distinct record_keys.customer_key
@@ -126,6 +133,7 @@ order_summary as (
     select
         customer_key,
         max(ordered_at) as last_order_at,
+        count(*) as order_count,
         sum(net_revenue) as lifetime_value
     from orders
     where customer_key is not null
@@ -182,6 +190,8 @@ joined as (
         source_records.shop_customer_id,
         source_records.crm_contact_id,
         coalesce(order_summary.lifetime_value, 0)::numeric(14, 2) as lifetime_value,
+        coalesce(order_summary.order_count, 0) as order_count,
+        systems_in_data.system_count as systems_in_data,
         greatest(
             profile.profile_updated_at, source_records.source_updated_at,
             order_summary.last_order_at, email_status.last_email_engagement_at, web_summary.last_web_at
@@ -189,6 +199,7 @@ joined as (
         as_of.as_of_at
     from customers
     cross join as_of
+    cross join systems_in_data
     left join profile using (customer_key)
     left join source_records using (customer_key)
     left join email_status using (customer_key)
@@ -199,7 +210,8 @@ joined as (
         on email_checks.identifier_type = 'email' and email_checks.identifier_value = profile.email
 ),
 
-{#- The seed's data-quality score: four checks worth 0, 0.5 or 1 each, averaged. -#}
+{#- The seed's data-quality score: four checks worth 0, 0.5 or 1 each, averaged (see the
+    dim_customers__data_quality_level doc for what each level means). -#}
 scored as (
     select
         *,
@@ -219,7 +231,11 @@ scored as (
                 when last_updated_at >= as_of_at - interval '{{ var("data_quality_stale_days") }} days' then 0.5
                 else 0
             end
-            + case when source_system_count >= 3 then 1 when source_system_count >= 2 then 0.5 else 0 end
+            + case
+                when source_system_count >= least(3, systems_in_data) then 1
+                when source_system_count >= least(2, systems_in_data) then 0.5
+                else 0
+            end
         ) / 4.0 as data_quality_score
     from joined
 ),
@@ -250,7 +266,7 @@ final as (
         case
             when data_quality_score >= 0.8 then 'HIGH'
             when data_quality_score >= 0.6 then 'MEDIUM'
-            when data_quality_score >= 0.4 then 'LOW'
+            when data_quality_score >= 0.4 or is_email_valid or order_count > 0 then 'LOW'
             else 'INVALID'
         end as data_quality_level,
         esp_profile_id,

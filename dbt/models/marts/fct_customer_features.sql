@@ -53,6 +53,43 @@ rfm as (
     group by 1
 ),
 
+{#- Repeat purchases as the customer-base-analysis literature counts them (Fader & Hardie): purchases
+    are days (UTC) with a completed order, the first of them is the trial, the others are repeats. -#}
+purchase_days as (
+    select
+        customer_key,
+        (ordered_at at time zone 'UTC')::date as purchase_day,
+        sum(order_total) as day_value
+    from orders
+    where is_completed
+    group by 1, 2
+),
+
+repeat_purchases as (
+    select
+        customer_key,
+        min(ordered_at) as first_purchase_at,
+        max(ordered_at) as last_purchase_at,
+        count(distinct (ordered_at at time zone 'UTC')::date) - 1 as repeat_frequency,
+        max((ordered_at at time zone 'UTC')::date) - min((ordered_at at time zone 'UTC')::date)
+            as purchase_span_days,
+        ((select as_of_at from as_of) at time zone 'UTC')::date - min((ordered_at at time zone 'UTC')::date)
+            as purchase_age_days
+    from orders
+    where is_completed
+    group by 1
+),
+
+repeat_values as (
+    select
+        purchase_days.customer_key,
+        avg(purchase_days.day_value) as repeat_monetary_value
+    from purchase_days
+    inner join repeat_purchases using (customer_key)
+    where purchase_days.purchase_day > (repeat_purchases.first_purchase_at at time zone 'UTC')::date
+    group by 1
+),
+
 category_ranks as (
     select
         orders.customer_key,
@@ -172,10 +209,18 @@ features as (
         end as days_since_registration,
         coalesce(categories.top_categories, '') as top_categories,
         categories.category_segments,
-        customers.lifetime_value
+        customers.lifetime_value,
+        repeat_purchases.first_purchase_at,
+        repeat_purchases.last_purchase_at,
+        coalesce(repeat_purchases.repeat_frequency, 0)::integer as repeat_frequency,
+        round(repeat_values.repeat_monetary_value, 2)::numeric(14, 2) as repeat_monetary_value,
+        repeat_purchases.purchase_span_days::integer as purchase_span_days,
+        repeat_purchases.purchase_age_days::integer as purchase_age_days
     from customers
     cross join as_of
     left join rfm using (customer_key)
+    left join repeat_purchases using (customer_key)
+    left join repeat_values using (customer_key)
     left join categories using (customer_key)
     left join email_windows using (customer_key)
     left join email_engagement using (customer_key)
@@ -239,7 +284,13 @@ final as (
         top_categories,
         engagement_score,
         behavioural_segments,
-        lifetime_value
+        lifetime_value,
+        first_purchase_at,
+        last_purchase_at,
+        repeat_frequency,
+        repeat_monetary_value,
+        purchase_span_days,
+        purchase_age_days
     from segmented
 )
 

@@ -36,6 +36,7 @@ final as (
         case when orders.status = 'completed' then orders.order_total else 0 end as net_revenue,
         orders.currency,
         orders.ordered_at,
+        orders.ordered_at_source,
         coalesce(order_lines.line_count, 0) as line_count,
         coalesce(order_lines.item_quantity, 0) as item_quantity,
         order_lines.categories,

@@ -15,7 +15,12 @@ final as (
         lower(status) as status,
         order_total,
         upper(currency) as currency,
-        ordered_at,
+        coalesce(ordered_at, created_at, updated_at) as ordered_at,
+        case
+            when ordered_at is not null then 'ordered_at'
+            when created_at is not null then 'created_at'
+            else 'updated_at'
+        end as ordered_at_source,
         created_at,
         updated_at
     from checked
