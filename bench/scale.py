@@ -59,6 +59,8 @@ def main() -> int:
     for customers in args.sizes:
         print(f"\n===== {customers:,} customers x {args.days} days, then 1 new day", flush=True)
         results[customers] = bench_size(customers, args)
+        # printed at once too: a later, larger size may fail or be stopped
+        print("\n" + render({customers: results[customers]}, args.days), flush=True)
     table = render(results, args.days)
     print("\n" + table)
     if args.out:
