@@ -154,12 +154,21 @@ def run_pipeline(instance, days: list[str]) -> dict:
                 steps[step_group(stats.step_key)] += stats.end_time - stats.start_time
         blocking = [e for e in outcome.get_asset_check_evaluations()
                     if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR]  # fmt: skip
-        failure = f"FAILED: {job}" if not outcome.success else ""
+        failure = f"FAILED: {job}: {step_errors(outcome)}" if not outcome.success else ""
         failure = failure or (f"FAILED: {len(blocking)} blocking checks" if blocking else "")
         if failure:
             return {"ok": False, "message": failure, "steps": steps, "wall_s": time.perf_counter() - started}
     steps["total"] = time.perf_counter() - started
     return {"ok": True, "message": "ok", "steps": steps, "wall_s": steps["total"]}
+
+
+def step_errors(outcome) -> str:
+    errors = [
+        f"{event.step_key}: {event.step_failure_data.error.message.strip()[:2000]}"
+        for event in outcome.all_events
+        if event.is_step_failure and event.step_failure_data.error is not None
+    ]
+    return "; ".join(errors) or "no step failure recorded"
 
 
 def warehouse_bytes(url: str) -> int:
