@@ -202,8 +202,10 @@ def render(results: dict[int, dict], days: int) -> str:
     if len(sizes) > 1:
         header += f" growth full {small // 1000}k->{large // 1000}k | growth new day |"
         rule += "---:|---:|"
-    lines = [f"{days} days of history + 1 new day; growth = large / small (linear: {large / small:.1f})",
-             "", header, rule]  # fmt: skip
+    title = f"{days} days of history + 1 new day"
+    if len(sizes) > 1:
+        title += f"; growth = large / small (linear: {large / small:.1f})"
+    lines = [title, "", header, rule]
     for step in (*STEPS, "total"):
         row = f"| {step} |"
         for size in sizes:
