@@ -18,7 +18,7 @@
     {%- set labels = api.Relation.create(database=this.database, schema=this.schema, identifier=prefix ~ '__labels') -%}
     {%- set next_labels = api.Relation.create(database=this.database, schema=this.schema, identifier=prefix ~ '__labels_next') -%}
     {%- set result = {'nodes': nodes, 'labels': labels} -%}
-    {%- if not (execute and flags.WHICH in ('run', 'build')) -%}
+    {%- if not (execute and flags.WHICH in ('run', 'build', 'retry')) -%}
         {{ return(result) }}
     {%- endif -%}
     {%- set unlogged = 'unlogged' if target.type == 'postgres' else '' -%}
