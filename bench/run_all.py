@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
-ORDER = ("generate", "extract", "ml", "sync", "quality")
+ORDER = ("generate", "extract", "ml", "sync", "quality", "scale")
 
 
 def main(names: list[str]) -> int:

@@ -98,3 +98,31 @@ def test_connection_parts_for_socket_and_tcp_urls():
         "host": "/tmp/a b/pg", "port": "5432", "user": "postgres", "password": "", "dbname": "wh",
     }
     assert connection.connection_parts("postgresql+psycopg2://u:s3cret@h:6000/d")["password"] == "s3cret"
+
+
+def test_tuning_is_sized_from_the_machine():
+    gib = 1024**3
+    tuning = embedded.tuning_for(16 * gib, 4)
+    expected = {
+        "shared_buffers": "2048MB", "effective_cache_size": "8192MB", "work_mem": "128MB",
+        "maintenance_work_mem": "1024MB", "max_parallel_workers": "4", "max_parallel_workers_per_gather": "3",
+        "max_parallel_maintenance_workers": "2", "max_worker_processes": "8",
+    }  # fmt: skip
+    assert {name: tuning[name] for name in expected} == expected
+    small = embedded.tuning_for(1 * gib, 1)  # floors, and no parallel workers on one core
+    assert (small["shared_buffers"], small["work_mem"], small["max_parallel_workers_per_gather"]) == (
+        "128MB", "16MB", "0",
+    )  # fmt: skip
+    assert embedded.tuning_for(1024 * gib, 96)["work_mem"] == "512MB"  # capped
+
+
+def test_the_server_runs_with_the_machine_tuning_and_retunes_when_it_changes(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    server = embedded.start(data_dir)
+    assert _query(server.url("postgres"), "show work_mem") == embedded.machine_tuning()["work_mem"]
+    embedded.stop(data_dir)
+    bigger = {**embedded.machine_tuning(), "work_mem": "77MB"}  # as if the machine had grown
+    monkeypatch.setattr(embedded, "machine_tuning", lambda: bigger)
+    restarted = embedded.start(data_dir)
+    assert _query(restarted.url("postgres"), "show work_mem") == "77MB"

@@ -83,20 +83,21 @@ founders as (
     where node_rank = 1
 ),
 
+{#- A join, not an EXISTS in the select list: that runs as a subplan, per row (every key scanned for each
+    new component) whenever the planner under-estimates the new components, which it does here (CTE row
+    estimates are off by 100x). key_owners has one row per key, so the join adds no rows. -#}
 new_keys as (
     select
         founders.component_id,
         case
-            when exists (
-                select 1 from key_owners
-                where key_owners.customer_key = {{ customer_key_for('founders.founding_node') }}
-            )
+            when taken.customer_key is not null
                 then {{ customer_key_for("founders.founding_node || '|' || founders.component_id") }}
             else {{ customer_key_for('founders.founding_node') }}
         end as customer_key,
         founders.first_seen_at as key_first_seen_at
     from founders
     left join kept_keys using (component_id)
+    left join key_owners as taken on taken.customer_key = {{ customer_key_for('founders.founding_node') }}
     where kept_keys.component_id is null
 ),
 

@@ -150,19 +150,43 @@ emails as (
     where identifier_type = 'email' and identifier_value is not null
 ),
 
+{#- Equality joins on derived keys (the valid email without its "@", without its top-level domain), not a
+    pairwise comparison: the OR of both readings in one join condition forced a nested loop. -#}
+valid_emails as (
+    select
+        email,
+        replace(email, '@', '') as email_without_at,
+        regexp_replace(email, '\.[a-z]{2,}$', '') as email_without_tld
+    from emails
+    where {{ 'true' if var('identity_repair_emails_from_evidence') else 'false' }}
+      and {{ is_valid_email('email') }}
+),
+
+malformed_emails as (
+    select email
+    from emails
+    where {{ 'true' if var('identity_repair_emails_from_evidence') else 'false' }}
+      and not {{ is_valid_email('email') }}
+),
+
+repair_candidates as (
+    select malformed.email as malformed_email, valid.email as valid_email
+    from malformed_emails as malformed
+    inner join valid_emails as valid on valid.email_without_at = malformed.email
+    union
+    select malformed.email, valid.email
+    from malformed_emails as malformed
+    inner join valid_emails as valid on valid.email_without_tld = malformed.email
+    where malformed.email like '%@%'
+),
+
 email_repairs as (
     select
-        malformed.email as malformed_email,
-        min(valid.email) as repaired_email
-    from emails as malformed
-    inner join emails as valid
-        on replace(valid.email, '@', '') = malformed.email
-        or (malformed.email like '%@%' and regexp_replace(valid.email, '\.[a-z]{2,}$', '') = malformed.email)
-    where {{ 'true' if var('identity_repair_emails_from_evidence') else 'false' }}
-      and not {{ is_valid_email('malformed.email') }}
-      and {{ is_valid_email('valid.email') }}
+        malformed_email,
+        min(valid_email) as repaired_email
+    from repair_candidates
     group by 1
-    having count(distinct valid.email) = 1
+    having count(distinct valid_email) = 1
 ),
 
 final as (
