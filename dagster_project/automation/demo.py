@@ -84,5 +84,5 @@ def run(args: argparse.Namespace) -> int:
     print("Dagster UI:  make dev, then open http://127.0.0.1:3000 (runs of this demo are there)")
     print("ESP sandbox: .venv/bin/sendwise esp show <email>   (what the sandbox ESP received)")
     print(f"Finished in {time.monotonic() - started:.0f}s: "
-          + ("all runs succeeded." if outcome.success else f"FAILED: {outcome.message}"))
+          + ("all runs succeeded." if outcome.success else f"FAILED: {outcome.report()}"))
     return 0 if outcome.success else 1

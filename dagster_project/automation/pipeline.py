@@ -17,6 +17,13 @@ class Outcome:
     success: bool
     message: str
     run_ids: tuple[str, ...]
+    reasons: tuple[str, ...] = ()  # a line per failed step or blocking check (run_report)
+
+    def report(self) -> str:
+        """The message, then why: what the demo and `sendwise run` print on failure."""
+        from dagster_project.automation.run_report import format_failures
+
+        return self.message + ("\n" + format_failures(list(self.reasons)) if self.reasons else "")
 
 
 def materialize_everything(
@@ -25,6 +32,7 @@ def materialize_everything(
     run_config: dict | None = None,
 ) -> Outcome:
     """Load every available day of events in one run, then build everything else in a second run."""
+    from dagster_project.automation.run_report import failure_lines
     from dagster_project.definitions import defs
     from dagster_project.ingestion.partitions import available_partition_keys
 
@@ -42,20 +50,22 @@ def materialize_everything(
         )
         run_ids.append(result.run_id)
         if not result.success:
-            return Outcome(False, f"event load failed (run {result.run_id})", tuple(run_ids))
+            reasons = tuple(failure_lines(result))
+            return Outcome(False, f"event load failed (run {result.run_id})", tuple(run_ids), reasons)
     result = defs.resolve_job_def("build_everything").execute_in_process(
         instance=instance, run_config=run_config, raise_on_error=False
     )
     run_ids.append(result.run_id)
+    reasons = tuple(failure_lines(result))
     if not result.success:
-        return Outcome(False, f"build failed (run {result.run_id})", tuple(run_ids))
+        return Outcome(False, f"build failed (run {result.run_id})", tuple(run_ids), reasons)
     failed_checks = [
         f"{e.asset_key.to_user_string()}:{e.check_name}"
         for e in result.get_asset_check_evaluations()
         if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
     ]
     if failed_checks:
-        return Outcome(False, "blocking checks failed: " + ", ".join(failed_checks), tuple(run_ids))
+        return Outcome(False, "blocking checks failed: " + ", ".join(failed_checks), tuple(run_ids), reasons)
     return Outcome(True, "ok", tuple(run_ids))
 
 

@@ -13,6 +13,8 @@ from collections import Counter
 
 import dagster as dg
 
+from dagster_project.automation.run_report import check_failure_line, step_failure_reason
+
 
 def _print(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
@@ -49,8 +51,7 @@ class _ProgressHandler(logging.Handler):
             if evaluation.passed:
                 self._checks_passed[step] += 1
             else:
-                _print(f"      check FAILED ({evaluation.severity.value}): "
-                       f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}")
+                _print(f"      check FAILED {check_failure_line(evaluation)}")
         elif kind in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"):
             took = time.monotonic() - self._started.get(step, time.monotonic())
             mark = {"STEP_SUCCESS": "ok", "STEP_FAILURE": "FAILED", "STEP_SKIPPED": "skipped"}[kind]
@@ -58,6 +59,9 @@ class _ProgressHandler(logging.Handler):
             extras = partitioned + ([f"{self._checks_passed[step]} checks passed"]
                                     if self._checks_passed[step] else [])
             _print(f"  {mark:>7} {step} ({took:.1f}s)" + (f": {', '.join(extras)}" if extras else ""))
+            reason = step_failure_reason(event) if kind == "STEP_FAILURE" else None
+            if reason:
+                _print(f"          why: {reason}")
 
 
 @dg.logger(description="Short progress lines per step, asset and failed check: the demo's display.")
