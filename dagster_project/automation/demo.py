@@ -42,6 +42,8 @@ def _reset_local_state(settings) -> int:
 def run(args: argparse.Namespace) -> int:
     from dagster_project.automation import pipeline
     from dagster_project.automation.instance import ensure_dagster_home
+    from dagster_project.automation.progress import quiet
+    from dagster_project.automation.summary import run_summary
     from dagster_project.settings import get_settings
     from dagster_project.warehouse import connection
 
@@ -74,11 +76,14 @@ def run(args: argparse.Namespace) -> int:
         _say(f"[2/4] reusing the synthetic world in {settings.source_dir} (--regenerate for a new one)")
 
     _say("[3/4] materializing every asset (Dagster runs, visible in the UI)")
-    outcome = pipeline.materialize_everything(settings)
+    with quiet(settings.home / "logs" / "demo.log") as log_path:
+        _say(f"      dbt's output and warnings: {log_path}")
+        outcome = pipeline.materialize_everything(settings)
 
     _say("[4/4] summary")
     print(pipeline.summary_table(url))
     print()
+    print(run_summary(url))
     print(f"Warehouse:   {url}")
     print(f"             psql \"{url}\"")
     print("Dagster UI:  make dev, then open http://127.0.0.1:3000 (runs of this demo are there)")

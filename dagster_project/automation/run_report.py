@@ -70,7 +70,7 @@ def failure_lines(result: dg.ExecuteInProcessResult) -> list[str]:
     return step_failure_lines(result.all_events) + failed_checks(result.get_asset_check_evaluations())
 
 
-def markdown_rows(table: str, limit: int = SAMPLE_ROWS) -> list[dict[str, str]]:
+def markdown_rows(table: str, limit: int | None = SAMPLE_ROWS) -> list[dict[str, str]]:
     """The first rows of a Markdown table (the `sample` metadata of a check) as dicts."""
     lines = [line.strip() for line in table.splitlines() if line.strip().startswith("|")]
     if len(lines) < 3:
@@ -80,7 +80,8 @@ def markdown_rows(table: str, limit: int = SAMPLE_ROWS) -> list[dict[str, str]]:
         return [c.strip().replace("\\|", "|") for c in line.strip("|").split(" | ")]
 
     header = cells(lines[0])
-    return [dict(zip(header, cells(line), strict=False)) for line in lines[2 : 2 + limit]]
+    body = lines[2:] if limit is None else lines[2 : 2 + limit]
+    return [dict(zip(header, cells(line), strict=False)) for line in body]
 
 
 def _root(error: Any) -> Any:
