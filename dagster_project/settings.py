@@ -42,6 +42,8 @@ class Settings:
     """Freshness checks measure against: `data` (newest event across feeds), `now`, or an ISO time."""
     esp_events_source: str = "files"
     """Where ESP engagement comes from: `files` (esp/events/*.jsonl) or `api` (pulled from the ESP first)."""
+    alert_webhook_url: str | None = None
+    """Where run-failure and stale-source alerts are POSTed as JSON (`{"text": ...}`); unset: no alerts."""
 
     @property
     def pg_dir(self) -> Path:
@@ -81,6 +83,7 @@ def get_settings() -> Settings:
         quality_max_quarantine_share=_optional_float(os.environ.get("SENDWISE_QUALITY_MAX_QUARANTINE_SHARE")),
         freshness_reference=os.environ.get("SENDWISE_FRESHNESS_REFERENCE") or "data",
         esp_events_source=os.environ.get("SENDWISE_ESP_EVENTS_SOURCE") or "files",
+        alert_webhook_url=os.environ.get("SENDWISE_ALERT_WEBHOOK_URL") or None,
     )
 
 
