@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ml.plots import _no_data as _empty
 from ml.plots import _png, plt
-
-
-def _empty(title: str) -> bytes:
-    figure, axis = plt.subplots(figsize=(6, 1.6))
-    axis.axis("off")
-    axis.text(0.5, 0.5, "no data yet", ha="center", va="center", color="#667085")
-    axis.set_title(title)
-    return _png(figure)
 
 
 def _lines(frame: pd.DataFrame, series: str, value: str, title: str, ylabel: str) -> bytes:
