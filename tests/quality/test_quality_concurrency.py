@@ -76,5 +76,5 @@ def test_two_runs_at_once_both_succeed(world: str) -> None:
     for result in results.values():
         assert result.success
         evaluations = _evaluations(result)
-        assert ("dim_customers", "customer_key_unique") in evaluations
+        assert ("dim_customers", "valid_email_format") in evaluations
         assert all(e.passed for e in evaluations.values())
