@@ -82,3 +82,31 @@ def test_summary_shows_the_esp_result_model_figures_and_a_profile(warehouse_url:
         "Models:      segmentation v2: customers=400, k=8, silhouette=0.312, ari_kmeans=0.668",
         "A profile:   sendwise esp show a@example.com   (segment=new)",
     ]
+
+
+@dg.multi_asset(specs=[dg.AssetSpec(f"model_{i}") for i in range(5)])
+def many_models(context):
+    for i in range(5):
+        context.log.warning(f"Logging an `AssetObservation` instead of an `AssetCheckResult` for test_{i}")
+        yield dg.MaterializeResult(asset_key=f"model_{i}")
+
+
+def test_a_step_of_many_assets_prints_a_count_and_each_warning_once(capsys) -> None:
+    from dagster_project.automation.progress import progress_logger
+
+    defs = dg.Definitions(
+        assets=[many_models], jobs=[dg.define_asset_job("build")], loggers={"progress": progress_logger}
+    )
+    result = defs.resolve_job_def("build").execute_in_process(run_config={"loggers": {"progress": {}}})
+    assert result.success
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.strip() for line in lines if "materialized model_" in line] == [
+        "materialized model_0", "materialized model_1", "materialized model_2",
+    ]  # fmt: skip
+    assert any(
+        line.strip().startswith("ok many_models") and "5 assets materialized" in line for line in lines
+    )
+    warnings_shown = [line for line in lines if line.startswith("  ! ")]
+    assert warnings_shown == [
+        "  ! Logging an `AssetObservation` instead of an `AssetCheckResult` for test_0"
+    ]  # once, without Dagster's "job - run id - step - " prefix

@@ -30,6 +30,8 @@ def _print(line: str) -> None:
 
 
 WARNING_WIDTH = 160
+ASSET_LINES_PER_STEP = 3  # a step materializing more (the dbt build) prints a count instead
+_DAGSTER_PREFIX = re.compile(r"^\S+ - [0-9a-f-]{36} - \S+ - ")
 _LOAD_WORDS = {"success": "loaded", "unchanged": "unchanged", "missing": "without a file", "failed": "failed"}
 
 
@@ -49,8 +51,10 @@ def materialization_line(asset: str, metadata: Mapping[str, Any]) -> str:
 
 
 def warning_line(message: str, width: int = WARNING_WIDTH) -> str:
-    """A warning's first line, shortened at a word boundary (the full text is in the run log)."""
-    first = message.strip().splitlines()[0] if message.strip() else ""
+    """A warning's first line without Dagster's `job - run id - step - ` prefix, shortened at a word
+    boundary (the full text is in the run log)."""
+    message = _DAGSTER_PREFIX.sub("", message.strip())
+    first = message.splitlines()[0] if message else ""
     if len(first) <= width:
         return first
     return first[:width].rsplit(" ", 1)[0] + " ..."
@@ -63,13 +67,18 @@ class _ProgressHandler(logging.Handler):
         self._materialized: dict[str, Counter] = {}
         self._checks_passed: Counter = Counter()
         self._summarized: set[tuple[str, str]] = set()  # (step, asset) whose partitions were described
+        self._warned: set[str] = set()  # warnings are printed once per kind (their first words)
 
     def emit(self, record: logging.LogRecord) -> None:
         meta = getattr(record, "dagster_meta", None) or {}
         event = meta.get("dagster_event")
         if event is None:
             if record.levelno >= logging.WARNING:
-                _print(f"  ! {warning_line(record.getMessage())}")
+                line = warning_line(record.getMessage())
+                kind = " ".join(line.split()[:6])
+                if kind not in self._warned:
+                    self._warned.add(kind)
+                    _print(f"  ! {line}")
             return
         kind = event.event_type_value
         step = event.step_key or ""
@@ -80,7 +89,7 @@ class _ProgressHandler(logging.Handler):
         elif kind == "ASSET_MATERIALIZATION":
             asset = event.asset_key.to_user_string()
             counts = self._materialized.setdefault(step, Counter())
-            if not counts[asset]:
+            if not counts[asset] and len(counts) < ASSET_LINES_PER_STEP:
                 metadata = event.event_specific_data.materialization.metadata
                 line = materialization_line(asset, metadata)
                 if "partitions" in metadata:
@@ -101,7 +110,9 @@ class _ProgressHandler(logging.Handler):
                 for a, n in self._materialized.get(step, Counter()).items()
                 if n > 1 and (step, a) not in self._summarized
             ]
-            extras = partitioned + (
+            assets = len(self._materialized.get(step, ()))
+            many = [f"{assets} assets materialized"] if assets > ASSET_LINES_PER_STEP else []
+            extras = (many or partitioned) + (
                 [f"{self._checks_passed[step]} checks passed"] if self._checks_passed[step] else []
             )
             _print(f"  {mark:>7} {step} ({took:.1f}s)" + (f": {', '.join(extras)}" if extras else ""))
