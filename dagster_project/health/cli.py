@@ -4,6 +4,7 @@ warehouse size, slowest dbt models)."""
 from __future__ import annotations
 
 import argparse
+import re
 
 import pandas as pd
 
@@ -27,15 +28,22 @@ def render(frames: dict[str, pd.DataFrame], days: int = 7) -> str:
             body = "  (no data yet)"
         else:
             shown = frame.tail(MAX_ROWS) if "day" in frame.columns else frame.head(MAX_ROWS)
+            shown = shown.apply(_minutes)
             body = shown.to_string(index=False, float_format=lambda v: f"{v:.3g}")
             body = "\n".join("  " + line for line in body.splitlines())
         blocks.append(f"{title}\n{body}")
     return "\n\n".join(blocks)
 
 
+def _minutes(column: pd.Series) -> pd.Series:
+    """Timestamps to the minute (UTC), the rest as it is."""
+    if column.map(lambda v: hasattr(v, "strftime") and hasattr(v, "hour")).any():
+        return column.map(lambda v: v.strftime("%Y-%m-%d %H:%M") if hasattr(v, "hour") else v)
+    return column
+
+
 def run(args: argparse.Namespace) -> int:
     import psycopg
-    import sqlalchemy as sa
 
     from dagster_project.health.report import health_frames
     from dagster_project.settings import get_settings
@@ -44,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     url = connection.warehouse_url(get_settings())
     with psycopg.connect(connection.libpq_url(url)) as conn:
         frames = health_frames(conn)
-    shown = sa.engine.make_url(connection.sqlalchemy_url(url)).render_as_string(hide_password=True)
+    shown = re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)  # never print a password
     print(f"Sendwise health report of {shown}")
     print()
     print(render(frames, days=args.days))

@@ -31,8 +31,10 @@ def _frame(conn: psycopg.Connection, tables: Sequence[str], sql: str, columns: S
     rows = conn.execute(sql).fetchall()
     frame = pd.DataFrame(rows, columns=list(columns))
     for column in frame.columns:
-        if frame[column].map(lambda v: isinstance(v, Decimal)).any():
-            frame[column] = frame[column].astype(float)  # numeric arithmetic comes back as Decimal
+        values = frame[column].dropna()
+        if values.map(lambda v: isinstance(v, Decimal)).any():  # sums and rounding come back as Decimal
+            integral = values.map(lambda v: v == v.to_integral_value()).all()
+            frame[column] = frame[column].astype("Int64" if integral else float)
     return frame
 
 
@@ -158,7 +160,9 @@ def warehouse_size(conn: psycopg.Connection) -> pd.DataFrame:
         group by 1 order by 2 desc
         """
     ).fetchall()
-    return pd.DataFrame(rows, columns=["schema", "bytes", "tables"])
+    frame = pd.DataFrame(rows, columns=["schema", "bytes", "tables"])
+    frame["megabytes"] = (frame["bytes"] / 1e6).round(1)
+    return frame
 
 
 def latest_run_results(target_dir: Path = DBT_TARGET) -> Path | None:
