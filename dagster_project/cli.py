@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "docs": ("dagster_project.dbt.cli", "build the dbt docs (offline)"),
     "sync": ("dagster_project.activation.cli", "push segments and send times to the ESP"),
     "esp": ("dagster_project.activation.esp_cli", "inspect or serve the local ESP sandbox"),
+    "status": ("dagster_project.health.cli", "health report: sources, loads, quality, ESP sync, profiles"),
 }
 
 
@@ -55,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         # one line naming the setting and the fix; --debug shows where it came from
         print(f"sendwise: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `sendwise esp stats | head`: the reader left; stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ FILE_KEYS: dict[str, str] = {
     "esp.base_url": "ESP_BASE_URL",
     "esp.specs_dir": "ESP_SPECS_DIR",
     "esp.events_source": "SENDWISE_ESP_EVENTS_SOURCE",
+    "alerts.webhook_url": "SENDWISE_ALERT_WEBHOOK_URL",
 }
 _PATH_KEYS = {"home", "sources.source_dir", "esp.specs_dir"}
 
@@ -102,6 +103,8 @@ class Settings(BaseSettings):
     """Freshness checks measure against: `data` (newest event across feeds), `now`, or an ISO time."""
     esp_events_source: str = Field(default="files", validation_alias="SENDWISE_ESP_EVENTS_SOURCE")
     """Where ESP engagement comes from: `files` (esp/events/*.jsonl) or `api` (pulled from the ESP first)."""
+    alert_webhook_url: str | None = Field(default=None, validation_alias="SENDWISE_ALERT_WEBHOOK_URL")
+    """Where run-failure and stale-source alerts are POSTed as JSON (`{"text": ...}`); unset: no alerts."""
     config_file: Path | None = Field(default=None, validation_alias="_config_file")
     """The project file these settings were read from, if any."""
 

@@ -21,26 +21,52 @@ def _png(figure: plt.Figure) -> bytes:
     return buffer.getvalue()
 
 
+def centroid_scores(profiles: pd.DataFrame, features: list[str]) -> np.ndarray:
+    """Each segment's centroid per feature relative to the size-weighted average, in standard deviations
+    of log1p(value) (so revenue and rates share one scale). NaN where a centroid is unknown (the recency
+    of a segment without orders); those cells are left out of the averages instead of poisoning them."""
+    values = profiles[features].astype(float).to_numpy()
+    if values.size == 0:
+        return values
+    logged = np.ma.masked_invalid(np.log1p(np.clip(values, 0, None)))
+    weights = np.broadcast_to(np.maximum(profiles["size"].to_numpy(dtype=float), 1e-9)[:, None], logged.shape)
+    average = np.ma.average(logged, axis=0, weights=weights)
+    std = logged.std(axis=0).filled(0.0)
+    spread = np.where(std > 1e-9, std, 1.0)
+    return ((logged - average) / spread).filled(np.nan)
+
+
+def _no_data(title: str) -> bytes:
+    figure, axis = plt.subplots(figsize=(6, 1.6))
+    axis.axis("off")
+    axis.text(0.5, 0.5, "no data yet", ha="center", va="center", color="#667085")
+    axis.set_title(title)
+    return _png(figure)
+
+
 def segment_centroid_chart(profiles: pd.DataFrame, features: list[str]) -> bytes:
     """Heatmap of each segment's centroid, per feature, relative to the size-weighted average
-    (log scale for positive features so revenue and rates share one picture)."""
+    (log scale for positive features so revenue and rates share one picture); unknown cells in grey."""
+    title = "Segment centroids (original units)"
+    if profiles.empty or not features:
+        return _no_data(title)
     values = profiles[features].astype(float).to_numpy()
-    weights = profiles["size"].to_numpy(dtype=float)
-    logged = np.log1p(np.clip(values, 0, None))
-    average = np.average(logged, axis=0, weights=np.maximum(weights, 1e-9))
-    spread = np.where(logged.std(axis=0) > 1e-9, logged.std(axis=0), 1.0)
-    relative = (logged - average) / spread
+    relative = centroid_scores(profiles, features)
     labels = [f"{row.segment_id}: {row.segment_name} ({row.size:,})" for row in profiles.itertuples()]
     figure, axis = plt.subplots(figsize=(1.0 + 0.8 * len(features), 0.9 + 0.5 * len(labels)))
-    limit = max(float(np.abs(relative).max()), 1e-9)
-    image = axis.imshow(relative, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    finite = np.abs(relative[np.isfinite(relative)])
+    limit = max(float(finite.max()) if finite.size else 0.0, 1e-9)
+    colours = plt.get_cmap("RdBu_r").with_extremes(bad="#d0d5dd")
+    image = axis.imshow(np.ma.masked_invalid(relative), cmap=colours, vmin=-limit, vmax=limit, aspect="auto")
     axis.set_xticks(range(len(features)), features, rotation=45, ha="right")
     axis.set_yticks(range(len(labels)), labels)
     for row in range(values.shape[0]):
         for column in range(values.shape[1]):
-            axis.text(column, row, f"{values[row, column]:.3g}", ha="center", va="center", fontsize=7)
+            value = values[row, column]
+            text = f"{value:.3g}" if np.isfinite(value) else "n/a"
+            axis.text(column, row, text, ha="center", va="center", fontsize=7)
     figure.colorbar(image, ax=axis, label="above / below average (std)")
-    axis.set_title("Segment centroids (original units)")
+    axis.set_title(title)
     return _png(figure)
 
 

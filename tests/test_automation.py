@@ -22,14 +22,12 @@ def test_event_file_sensor_requests_new_and_rewritten_days_only(warehouse_url: s
     def evaluate():
         return unloaded_event_files(dg.build_sensor_context(instance=instance, definitions=defs))
 
-    requests = evaluate()
-    assert sorted(r.partition_key for r in requests) == ["2026-02-02", "2026-02-03", "2026-02-04"]
+    request = evaluate()  # three changed days: one run over their range, not a run per day
+    assert isinstance(request, dg.RunRequest)
+    assert request.partition_key_range == dg.PartitionKeyRange("2026-02-02", "2026-02-04")
+    assert request.tags["sendwise/changed_days"] == "3"
 
-    result = defs.resolve_job_def("ingest_events").execute_in_process(
-        instance=instance,
-        tags={"dagster/asset_partition_range_start": "2026-02-02",
-              "dagster/asset_partition_range_end": "2026-02-04"},
-    )
+    result = defs.resolve_job_def("ingest_events").execute_in_process(instance=instance, tags=request.tags)
     assert result.success
     assert isinstance(evaluate(), dg.SkipReason)
 
@@ -38,8 +36,8 @@ def test_event_file_sensor_requests_new_and_rewritten_days_only(warehouse_url: s
     stat = rewritten.stat()
     os.utime(rewritten, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     again = evaluate()
-    assert [r.partition_key for r in again] == ["2026-02-03"]
-    assert again[0].run_key not in {r.run_key for r in requests}
+    assert again.partition_key_range == dg.PartitionKeyRange("2026-02-03", "2026-02-03")
+    assert again.run_key != request.run_key
 
 
 def test_daily_schedule_loads_yesterdays_partition():
@@ -55,3 +53,21 @@ def test_daily_schedule_loads_yesterdays_partition():
     )
     requests = list(schedule.evaluate_tick(context).run_requests or [])
     assert [r.partition_key for r in requests] == ["2026-03-09"]
+
+
+def test_dagster_home_queues_runs_with_a_concurrency_limit(tmp_path, monkeypatch) -> None:
+    from dagster_project.automation.instance import ensure_dagster_home
+
+    home = tmp_path / "dagster"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # an earlier Sendwise default
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    assert ensure_dagster_home() == home
+    with dg.DagsterInstance.get() as instance:
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 2
+
+    custom = "telemetry:\n  enabled: true\n"  # the user's own file stays as written
+    (home / "dagster.yaml").write_text(custom)
+    ensure_dagster_home()
+    assert (home / "dagster.yaml").read_text() == custom

@@ -54,6 +54,20 @@ def test_every_asset_is_described_and_grouped():
         assert node["group"] != "default", f"{key} is in no group"
 
 
+def test_asset_descriptions_survive_markdown():
+    """The UI renders descriptions as Markdown: `<YYYY-MM-DD>` outside backticks vanished as an HTML tag
+    (`web/events/.jsonl`), and `*` pairs turn into emphasis."""
+    import re
+
+    from dagster_project.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        text = re.sub(r"`[^`]*`", "", graph.get(key).description or "")  # code spans render as written
+        hazards = re.findall(r"<[A-Za-z][^>]*>|\*\S[^*]*\*", text)
+        assert not hazards, f"{key.to_user_string()}: put {hazards} in backticks"
+
+
 def test_raw_assets_feed_the_dbt_sources():
     from dagster_project.definitions import defs
 

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"  e.g. sendwise esp show {profile.get('email')}   "
                 f"(segment {props.get('sendwise_segment')!r}, "
-                f"best hour {props.get('sendwise_best_send_hour')})"
+                f"best send time {hour_of_week_label(props.get('sendwise_best_send_hour'))})"
             )
         return 0
     return show(state, args.email, as_json=args.json)
@@ -102,8 +102,23 @@ def show(state: dict, email: str, as_json: bool = False) -> int:
     print(f"  updated:     {profile.get('updated')}")
     print(f"  lists:       {', '.join(lists) or '(none)'}")
     for key, value in sorted((profile.get("properties") or {}).items()):
-        print(f"  {key}: {value}")
+        print(f"  {key}: {hour_of_week_label(value) if key == HOUR_OF_WEEK_PROPERTY else value}")
     return 0
+
+
+HOUR_OF_WEEK_PROPERTY = "sendwise_best_send_hour"
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def hour_of_week_label(value) -> str:
+    """An hour of the week (0 = Monday 00:00, local time) as `Fri 09:00 (hour of week 105)`."""
+    try:
+        hour = int(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not 0 <= hour < 168:
+        return str(value)
+    return f"{_WEEKDAYS[hour // 24]} {hour % 24:02d}:00 (hour of week {hour})"
 
 
 def stop(state_dir) -> int:

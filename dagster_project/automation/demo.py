@@ -6,10 +6,24 @@ import argparse
 import time
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--customers", type=int, default=10_000, help="size of the synthetic world")
-    parser.add_argument("--days", type=int, default=120, help="days of history in the synthetic world")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    parser.add_argument("--customers", type=positive_int, default=10_000, help="size of the synthetic world")
+    parser.add_argument(
+        "--days", type=positive_int, default=120, help="days of history in the synthetic world"
+    )
+    parser.add_argument("--seed", type=int, default=42, help="seed of the synthetic world")
     parser.add_argument("--regenerate", action="store_true", help="build a new world even if one exists")
 
 

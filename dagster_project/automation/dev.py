@@ -8,8 +8,11 @@ import sys
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", type=int, default=3000, help="port of the UI (default 3000)")
-    parser.add_argument("--host", default="127.0.0.1", help="address of the UI (default 127.0.0.1)")
+    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    parser.add_argument("--port", type=int, default=3000, help="port of the Dagster UI")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address the UI listens on (0.0.0.0: reachable from other hosts)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

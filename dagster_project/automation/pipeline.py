@@ -19,6 +19,13 @@ class Outcome:
     success: bool
     message: str
     run_ids: tuple[str, ...]
+    reasons: tuple[str, ...] = ()  # a line per failed step or blocking check (run_report)
+
+    def report(self) -> str:
+        """The message, then why: what the demo and `sendwise run` print on failure."""
+        from dagster_project.automation.run_report import format_failures
+
+        return self.message + ("\n" + format_failures(list(self.reasons)) if self.reasons else "")
 
 
 def materialize_everything(
@@ -27,6 +34,7 @@ def materialize_everything(
     run_config: dict | None = None,
 ) -> Outcome:
     """Load every available day of events in one run, then build everything else in a second run."""
+    from dagster_project.automation.run_report import failure_lines
     from dagster_project.definitions import defs
     from dagster_project.ingestion.partitions import available_partition_keys
 
@@ -44,20 +52,22 @@ def materialize_everything(
         )
         run_ids.append(result.run_id)
         if not result.success:
-            return Outcome(False, f"event load failed (run {result.run_id})", tuple(run_ids))
+            reasons = tuple(failure_lines(result))
+            return Outcome(False, f"event load failed (run {result.run_id})", tuple(run_ids), reasons)
     result = defs.resolve_job_def("build_everything").execute_in_process(
         instance=instance, run_config=run_config, raise_on_error=False
     )
     run_ids.append(result.run_id)
+    reasons = tuple(failure_lines(result))
     if not result.success:
-        return Outcome(False, f"build failed (run {result.run_id})", tuple(run_ids))
+        return Outcome(False, f"build failed (run {result.run_id})", tuple(run_ids), reasons)
     failed_checks = [
         f"{e.asset_key.to_user_string()}:{e.check_name}"
         for e in result.get_asset_check_evaluations()
         if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
     ]
     if failed_checks:
-        return Outcome(False, "blocking checks failed: " + ", ".join(failed_checks), tuple(run_ids))
+        return Outcome(False, "blocking checks failed: " + ", ".join(failed_checks), tuple(run_ids), reasons)
     return Outcome(True, "ok", tuple(run_ids))
 
 
@@ -78,17 +88,23 @@ def prepare_warehouse(settings: Settings) -> str:
 
 def run_and_report(settings: Settings, url: str, started: float, step: int, steps: int) -> int:
     """Steps `step` and `step + 1` of demo and run: materialize everything, then print the summary."""
+    from dagster_project.automation.progress import quiet
+    from dagster_project.automation.summary import run_summary
+
     say(f"[{step}/{steps}] materializing every asset (Dagster runs, visible in the UI)")
-    outcome = materialize_everything(settings)
+    with quiet(settings.home / "logs" / "run.log") as log_path:
+        say(f"      dbt's output and warnings: {log_path}")
+        outcome = materialize_everything(settings)
     say(f"[{step + 1}/{steps}] summary")
     print(summary_table(url))
     print()
+    print(run_summary(url))
     print(f"Warehouse:   {url}")
     print(f"             psql \"{url}\"")
     print("Dagster UI:  make dev, then open http://127.0.0.1:3000 (these runs are there)")
     print("ESP sandbox: .venv/bin/sendwise esp show <email>   (what the sandbox ESP received)")
     print(f"Finished in {time.monotonic() - started:.0f}s: "
-          + ("all runs succeeded." if outcome.success else f"FAILED: {outcome.message}"))  # fmt: skip
+          + ("all runs succeeded." if outcome.success else f"FAILED: {outcome.report()}"))  # fmt: skip
     return 0 if outcome.success else 1
 
 

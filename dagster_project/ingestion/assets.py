@@ -115,8 +115,8 @@ def shop_table_asset(table: ShopTable) -> dg.AssetsDefinition:
     group_name=GROUP,
     kinds={"json"},
     description=(
-        "CRM bulk-export pages (crm/contacts/<export date>/page-*.json), export folders newer than the "
-        "last one loaded, upserted by contact_id into raw.crm_contacts (newest updated_at wins)."
+        "CRM bulk-export pages (`crm/contacts/<export date>/page-*.json`), export folders newer than the "
+        "last one loaded, upserted by `contact_id` into `raw.crm_contacts` (newest `updated_at` wins)."
     ),
 )
 def crm_contacts(
@@ -149,7 +149,7 @@ def _event_asset(
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
         description=(
-            f"{what} from {stream.folder}/<YYYY-MM-DD>.jsonl into raw.{stream.table}, one partition per "
+            f"{what} from `{stream.folder}/<YYYY-MM-DD>.jsonl` into `raw.{stream.table}`, one partition per "
             "file date; loading a day replaces that day's rows in one transaction."
         ),
     )

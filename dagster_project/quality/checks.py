@@ -92,8 +92,8 @@ def check_metadata(check: CheckOutcome, outcome: SuiteOutcome, summary_path: str
         metadata["sample"] = dg.MetadataValue.md(markdown_table(check.sample))
     if check.note:
         metadata["note"] = dg.MetadataValue.text(check.note)
-    if outcome.data_docs_page:
-        metadata["data_docs"] = dg.MetadataValue.url(outcome.data_docs_page)
+    if outcome.data_docs_page:  # a local page: the UI's browser will not open file:// links
+        metadata["data_docs_page"] = dg.MetadataValue.path(outcome.data_docs_page.removeprefix("file://"))
     return metadata
 
 

@@ -2,10 +2,14 @@
 
 Imports GX (4-5 s), so only ever import this module inside a check body, never at definition load.
 
-Per process there is one GX context (ephemeral config, cached per folder) whose expectation suites and
-validation results live as files under `<home>/gx` and whose Data Docs site is `<home>/data_docs`.
-Every guarded table gets a Postgres data source, a table asset with a whole-table batch definition,
-an expectation suite built from `expectations/<suite>.yml`, a validation definition and a checkpoint.
+Every process and thread has its own GX context (ephemeral, cached per folder and thread): expectation
+suites, data sources, validation definitions and checkpoints live in its memory only, rebuilt from
+YAML, so concurrent runs (Dagster runs a step per process) never see each other's suites; on a shared
+file store they failed each other (`ExpectationSuite ... has changed since it has last been saved`).
+Only validation results are files (`<home>/gx/validations`, one per run and suite) for the Data Docs
+site `<home>/data_docs`. Every guarded table gets a Postgres data source, a table asset with a
+whole-table batch definition, an expectation suite built from `expectations/<suite>.yml`, a validation
+definition and a checkpoint.
 Quarantine checks validate a query asset over ops.load_log in the same checkpoint.
 """
 
@@ -15,6 +19,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -53,7 +58,7 @@ log = logging.getLogger(__name__)
 
 SAMPLE_SIZE = 5
 _GX_SEVERITY = {"error": "critical", "warn": "warning"}
-_contexts: dict[tuple[Path, Path], Any] = {}
+_contexts: dict[tuple[Path, Path, int], Any] = {}
 
 
 @dataclass(frozen=True)
@@ -67,8 +72,8 @@ class QualityPaths:
 
 
 def get_context(paths: QualityPaths):
-    """The process's GX context for these folders (created once; cheap afterwards)."""
-    key = (paths.gx_root, paths.docs_dir)
+    """This thread's GX context for these folders (created once; cheap afterwards)."""
+    key = (paths.gx_root, paths.docs_dir, threading.get_ident())
     if key not in _contexts:
         _contexts[key] = _build_context(paths)
     return _contexts[key]
@@ -80,12 +85,7 @@ def _build_context(paths: QualityPaths):
 
     defaults = InMemoryStoreBackendDefaults()
     stores = dict(defaults.stores)
-    # Suites and results on disk (one file each, so concurrent check processes never clobber each
-    # other); data sources, validation definitions and checkpoints are rebuilt from YAML every run.
-    stores[defaults.expectations_store_name] = {
-        "class_name": "ExpectationsStore",
-        "store_backend": files("expectations"),
-    }
+    # Only results on disk (a file per run and suite, so concurrent runs never clobber each other).
     stores[defaults.validation_results_store_name] = {
         "class_name": "ValidationResultsStore",
         "store_backend": files("validations"),
@@ -495,7 +495,7 @@ def _plain(value: Any) -> Any:
     return value if isinstance(value, str | int | float | bool | type(None)) else str(value)
 
 
-_validators: dict[tuple[str, Path], SuiteValidator] = {}
+_validators: dict[tuple[str, Path, int], SuiteValidator] = {}
 
 
 def run_suite(
@@ -506,7 +506,7 @@ def run_suite(
     if settings.quality_thresholds:  # the user's per-check thresholds, read at run time
         (spec,) = apply_thresholds((spec,), {k: v for k, v in settings.quality_thresholds.items()
                                              if k.split(".", 1)[0] == spec.name})  # fmt: skip
-    key = (warehouse_url, paths.gx_root)
+    key = (warehouse_url, paths.gx_root, threading.get_ident())
     if key not in _validators:
         _validators[key] = SuiteValidator(warehouse_url, settings, paths)
     validator = _validators[key]

@@ -1,8 +1,10 @@
 """Quality reports: GX Data Docs under `<home>/data_docs`, plus an offline summary page.
 
-GX's Data Docs pull their CSS/JS from public CDNs and render unstyled without internet, so the
-summary (`<home>/data_docs/summary.html`) is one self-contained HTML file (inline CSS, no scripts)
-built from ops.validation_results: the latest validation of every suite with every check's outcome.
+GX's Data Docs pull their CSS/JS from public CDNs (7 of them) and render empty or unstyled without
+internet: after every build `make_offline` strips those tags and inlines a small stylesheet, so the
+pages make no outside request. The summary (`<home>/data_docs/summary.html`) is one self-contained
+HTML file (inline CSS, no scripts) built from ops.validation_results: the latest validation of every
+suite with every check's outcome; the asset checks link it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import fcntl
 import html
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +41,19 @@ th{background:#f2f4f8}.ok{color:#116329;font-weight:600}.fail{color:#b42318;font
 """
 
 
+_REMOTE_ASSET = re.compile(
+    r"""<link\b[^>]*\bhref=["']https?://[^>]*>|<script\b[^>]*\bsrc=["']https?://[^>]*>\s*</script>"""
+    r"""|<img\b[^>]*\bsrc=["']https?://[^>]*>""",
+    re.IGNORECASE,
+)
+_REMOTE_CSS_URL = re.compile(r"""url\(\s*["']?https?://[^)]*\)""", re.IGNORECASE)
+_OFFLINE_CSS = _CSS + """
+.container-fluid,.row{display:block}.card{border:1px solid #d9dde5;border-radius:6px;padding:8px;margin:8px 0}
+.badge{display:inline-block;padding:0 6px;border-radius:4px;background:#f2f4f8}.text-danger{color:#b42318}
+.text-success{color:#116329}.nav,.navbar{list-style:none;padding:0}.d-none{display:none}
+"""
+
+
 def summary_path(docs_dir: Path) -> Path:
     return docs_dir / SUMMARY_NAME
 
@@ -52,8 +68,27 @@ def build_data_docs(context: Any, docs_dir: Path, identifiers: list, results_dir
     with file_lock(docs_dir / ".build.lock"):
         prune_stored_results(results_dir, docs_dir)
         context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=identifiers)
+        make_offline(docs_dir)
     urls = context.get_docs_sites_urls(resource_identifier=identifiers[0], site_name=DOCS_SITE)
     return urls[0]["site_url"] if urls else None
+
+
+def make_offline(docs_dir: Path) -> int:
+    """Strip the CDN stylesheets, scripts and logos from the Data Docs pages; inline a small stylesheet.
+
+    Idempotent (pages already offline are left alone); returns how many pages were rewritten.
+    """
+    rewritten = 0
+    for page in [*docs_dir.rglob("*.html"), *docs_dir.rglob("*.css")]:
+        text = page.read_text(encoding="utf-8")
+        offline = _REMOTE_CSS_URL.sub("none", _REMOTE_ASSET.sub("", text))
+        if offline == text:
+            continue
+        if page.suffix == ".html":
+            offline = offline.replace("</head>", f"<style>{_OFFLINE_CSS}</style></head>", 1)
+        page.write_text(offline, encoding="utf-8")
+        rewritten += 1
+    return rewritten
 
 
 def prune_stored_results(results_dir: Path, docs_dir: Path, keep_runs: int = KEEP_RUNS_IN_DOCS) -> int:

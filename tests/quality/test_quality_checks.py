@@ -68,26 +68,25 @@ def test_clean_world_materializes_everything(world: str) -> None:
     assert _materialized(result) == {DIM, FEATURES, SEGMENTS, SYNC}
     evaluations = _evaluations(result)
     assert all(e.passed for e in evaluations.values())
-    assert ("dim_customers", "customer_key_unique") in evaluations
+    assert ("dim_customers", "valid_email_format") in evaluations
     assert ("fct_customer_features", "row_count_vs_previous_run") in evaluations
 
 
 def test_failed_error_check_on_profiles_blocks_ml_and_esp_sync(world: str) -> None:
     execute(
         world,
-        "insert into marts.dim_customers "
-        "select * from marts.dim_customers where customer_key in ('ck-1', 'ck-2')",
+        "update marts.dim_customers set email = 'not-an-email' where customer_key in ('ck-1', 'ck-2')",
     )
     result = _run(world)
     assert not result.success
     assert _materialized(result) == {DIM}  # nothing downstream of the profiles materialized
     evaluations = _evaluations(result)
-    failed = evaluations[("dim_customers", "customer_key_unique")]
+    failed = evaluations[("dim_customers", "valid_email_format")]
     assert not failed.passed and failed.severity == dg.AssetCheckSeverity.ERROR
     metadata = failed.metadata
-    assert metadata["unexpected_count"].value == 4
+    assert metadata["unexpected_count"].value == 2
     assert "ck-1" in metadata["sample"].value and "ck-2" in metadata["sample"].value
-    assert metadata["expectation"].value["type"] == "expect_column_values_to_be_unique"
+    assert metadata["expectation"].value["type"] == "expect_column_values_to_match_regex"
     assert metadata["offline_report"].value.endswith("summary.html")
     assert failed.blocking
     # The feature checks never ran: their asset was not materialized in this run.
@@ -96,11 +95,11 @@ def test_failed_error_check_on_profiles_blocks_ml_and_esp_sync(world: str) -> No
 
 def test_failed_error_check_on_features_blocks_ml_but_not_profiles(world: str) -> None:
     execute(
-        world, "update marts.fct_customer_features set engagement_score = 1.7 where customer_key = 'ck-5'"
+        world, "update marts.fct_customer_features set monetary = -3 where customer_key = 'ck-5'"
     )
     result = _run(world)
     assert _materialized(result) == {DIM, FEATURES}
-    failed = _evaluations(result)[("fct_customer_features", "engagement_score_in_unit_range")]
+    failed = _evaluations(result)[("fct_customer_features", "monetary_not_negative")]
     assert not failed.passed and failed.severity == dg.AssetCheckSeverity.ERROR
     assert "ck-5" in failed.metadata["sample"].value
 

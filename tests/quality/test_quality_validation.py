@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import sqlalchemy as sa
 from quality_world import CORRUPTIONS, TRUNCATED_LOAD, Corruption, execute, failures
@@ -125,4 +127,10 @@ def test_reports_are_written_and_readable_offline(world: str, validate_all, qual
     page = outcomes["raw_shop_orders"].data_docs_page
     assert page and page.startswith("file://")
     assert (quality_home / "data_docs" / "index.html").exists()
-    assert (quality_home / "data_docs" / page.removeprefix("file://").split("/data_docs/", 1)[1]).exists()
+    page_file = quality_home / "data_docs" / page.removeprefix("file://").split("/data_docs/", 1)[1]
+    assert page_file.exists()
+    for html_file in (page_file, quality_home / "data_docs" / "index.html"):  # no CDN: readable offline
+        text = html_file.read_text()
+        assert re.search(r"""<(link|script|img)\b[^>]*(href|src)=["']https?://""", text) is None
+        assert "url('https://" not in text and "<style>" in text
+    assert "raw_shop_orders" in page_file.read_text()

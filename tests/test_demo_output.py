@@ -1,0 +1,112 @@
+"""The demo's output: short progress lines, dbt's chatter in a log file, a summary worth reading."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+import dagster as dg
+import psycopg
+
+from dagster_project.activation import sync
+from dagster_project.automation.progress import materialization_line, quiet, warning_line
+from dagster_project.automation.summary import run_summary
+from dagster_project.ml import io as ml_io
+from dagster_project.warehouse import connection
+
+
+def _partitions(statuses: list[str]) -> dg.MetadataValue:
+    rows = "\n".join(f"| 2026-01-{i + 1:02d} | {s} | 10 | 10 | 0 |" for i, s in enumerate(statuses))
+    return dg.MetadataValue.md(
+        "| partition | status | received | loaded | quarantined |\n|---|---|---|---|---|\n" + rows
+    )
+
+
+def test_a_rerun_of_unchanged_days_says_so() -> None:
+    assert (
+        materialization_line("raw/web_events", {"partitions": _partitions(["unchanged"] * 120)})
+        == "raw/web_events: 120 days unchanged"
+    )
+    mixed = _partitions(["unchanged", "success", "unchanged", "missing"])
+    assert materialization_line("raw/esp_events", {"partitions": mixed}) == (
+        "raw/esp_events: 4 days: 2 unchanged, 1 loaded, 1 without a file"
+    )
+    rows = {"rows_loaded": dg.MetadataValue.int(1200)}
+    assert materialization_line("raw/shop_orders", rows) == "materialized raw/shop_orders (1,200 rows loaded)"
+    assert materialization_line("dim_customers", {}) == "materialized dim_customers"
+
+
+def test_warnings_are_cut_at_a_word_and_keep_their_first_line_only() -> None:
+    message = "Parameter `backfill_policy` of asset is currently in beta " * 5 + "\nsecond line"
+    line = warning_line(message, width=60)
+    assert line == "Parameter `backfill_policy` of asset is currently in beta ..."
+    assert warning_line("short\nmore") == "short"
+
+
+def test_quiet_sends_stdout_and_warnings_to_a_log_without_colour_codes(tmp_path, capsys) -> None:
+    with quiet(tmp_path / "logs" / "demo.log") as log_path:
+        sys.stdout.write("\x1b[32mPASS\x1b[0m not_null_dim_customers_customer_key\n")
+        warnings.warn("a beta API", UserWarning, stacklevel=1)
+    captured = capsys.readouterr()
+    assert captured.out == "" and "beta" not in captured.err
+    text = log_path.read_text()
+    assert "PASS not_null_dim_customers_customer_key" in text
+    assert "\x1b" not in text and "UserWarning: a beta API" in text
+
+
+def test_summary_shows_the_esp_result_model_figures_and_a_profile(warehouse_url: str) -> None:
+    assert run_summary(warehouse_url) == ""  # nothing built yet: nothing to say, no error
+    with psycopg.connect(connection.libpq_url(warehouse_url), autocommit=True) as conn:
+        conn.execute(sync.DDL)
+        conn.execute(ml_io.MODEL_RUNS_DDL)
+        conn.execute(
+            "insert into activation.esp_sync_log (run_id, destination, dry_run, status, started_at, "
+            "added, updated, unchanged, removed, failed, requests) values "
+            "('r1', 'sandbox', false, 'success', '2026-03-01 10:00+00', 400, 0, 0, 0, 0, 5), "
+            "('r2', 'sandbox', false, 'success', '2026-03-02 10:00+00', 3, 2, 395, 1, 0, 2)"
+        )
+        conn.execute(
+            "insert into ml.model_runs (model, version, parameters, data_snapshot, metrics, created_at) "
+            "values "
+            """('segmentation', 'v1', '{}', '{}', '{"k": 7, "silhouette": 0.25}', '2026-03-01'), """
+            """('segmentation', 'v2', '{}', '{}', '{"k": 8, "silhouette": 0.31234, "sizes": {"0": 5},
+                "ari_kmeans": 0.668, "customers": 400}', '2026-03-02')"""
+        )
+        conn.execute(
+            "insert into activation.esp_sync_state values ('sandbox', 'ck-2', 'b@example.com', 'h', "
+            """'{"segment": "loyal", "best_send_hour": 105}', 'r2', now()), ('sandbox', 'ck-1', """
+            """'a@example.com', 'h', '{"segment": "new"}', 'r2', now())"""
+        )
+    assert run_summary(warehouse_url).splitlines() == [
+        "ESP sync:    sandbox success: 3 added, 2 updated, 395 unchanged, 1 removed, 0 failed; 2 requests",
+        "Models:      segmentation v2: customers=400, k=8, silhouette=0.312, ari_kmeans=0.668",
+        "A profile:   sendwise esp show a@example.com   (segment=new)",
+    ]
+
+
+@dg.multi_asset(specs=[dg.AssetSpec(f"model_{i}") for i in range(5)])
+def many_models(context):
+    for i in range(5):
+        context.log.warning(f"Logging an `AssetObservation` instead of an `AssetCheckResult` for test_{i}")
+        yield dg.MaterializeResult(asset_key=f"model_{i}")
+
+
+def test_a_step_of_many_assets_prints_a_count_and_each_warning_once(capsys) -> None:
+    from dagster_project.automation.progress import progress_logger
+
+    defs = dg.Definitions(
+        assets=[many_models], jobs=[dg.define_asset_job("build")], loggers={"progress": progress_logger}
+    )
+    result = defs.resolve_job_def("build").execute_in_process(run_config={"loggers": {"progress": {}}})
+    assert result.success
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.strip() for line in lines if "materialized model_" in line] == [
+        "materialized model_0", "materialized model_1", "materialized model_2",
+    ]  # fmt: skip
+    assert any(
+        line.strip().startswith("ok many_models") and "5 assets materialized" in line for line in lines
+    )
+    warnings_shown = [line for line in lines if line.startswith("  ! ")]
+    assert warnings_shown == [
+        "  ! Logging an `AssetObservation` instead of an `AssetCheckResult` for test_0"
+    ]  # once, without Dagster's "job - run id - step - " prefix
