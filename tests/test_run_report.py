@@ -55,8 +55,8 @@ def test_failure_lines_name_the_error_and_the_check_evidence(monkeypatch: pytest
     result = _run()
     assert not result.success
     assert run_report.failure_lines(result) == [
-        "activation__esp_profile_sync: ValueError: ESP_PROVIDER='nonsense': expected sandbox, klaviyo or "
-        "mailchimp",
+        "activation__esp_profile_sync: SettingsError: ESP_PROVIDER: 'nonsense' is not one of sandbox, "
+        "klaviyo, mailchimp",
         "raw/shop_orders:order_total_not_negative (ERROR): observed 2 of 900 rows unexpected; "
         "e.g. order_id=11, order_total=-5.0; order_id=12, order_total=-7.5",
     ]
@@ -64,7 +64,7 @@ def test_failure_lines_name_the_error_and_the_check_evidence(monkeypatch: pytest
         False, "build failed (run x)", (result.run_id,), tuple(run_report.failure_lines(result))
     )
     assert outcome.report().splitlines()[0] == "build failed (run x)"
-    assert outcome.report().splitlines()[1].startswith("  - activation__esp_profile_sync: ValueError:")
+    assert outcome.report().splitlines()[1].startswith("  - activation__esp_profile_sync: SettingsError:")
 
 
 def test_progress_lines_say_why_a_step_failed(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
@@ -80,7 +80,7 @@ def test_progress_lines_say_why_a_step_failed(monkeypatch: pytest.MonkeyPatch, c
     )
     err = capsys.readouterr().err
     assert "FAILED activation__esp_profile_sync" in err
-    assert "why: ValueError: ESP_PROVIDER='nonsense': expected sandbox, klaviyo or mailchimp" in err
+    assert "why: SettingsError: ESP_PROVIDER: 'nonsense' is not one of sandbox, klaviyo, mailchimp" in err
     assert "check FAILED raw/shop_orders:order_total_not_negative (ERROR): observed 2 of 900" in err
 
 

@@ -6,6 +6,7 @@ A failed check: the check, its observed value and a sample of the offending keys
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,7 +22,11 @@ def error_reason(error: Any) -> str:
         return "no error recorded"
     error = _root(error)
     lines = [line.strip() for line in str(error.message).splitlines() if line.strip()]
-    return _short(lines[0] if lines else error.cls_name or "unknown error")
+    first = lines[0] if lines else error.cls_name or "unknown error"
+    return _short(_MODULE_PATH.sub("", first))
+
+
+_MODULE_PATH = re.compile(r"^(?:[a-z_][\w]*\.)+(?=[A-Z]\w*: )")  # dagster_project.settings.SettingsError
 
 
 def step_failure_reason(event: dg.DagsterEvent) -> str | None:
