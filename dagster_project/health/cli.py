@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import re
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported by the report at run time: `sendwise --help` stays fast
+    import pandas as pd
 
 MAX_ROWS = 15
 
