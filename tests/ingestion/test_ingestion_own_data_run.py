@@ -1,7 +1,8 @@
 """`sendwise run` end to end on small worlds written by hand, the way a user brings their own data.
 
-(a) a shop database only (no crm/, web/ or esp/ folder: those sources are absent), with a sentinel table
-    in the user's shop schema and a sentinel file in the source folder that must survive the run;
+(a) a shop database only (no crm/, web/ or esp/ folder: those sources are absent), where every third
+    customer has no email and every fourth order no ordered_at (both optional in SOURCES.md), with a
+    sentinel table in the user's shop schema and a sentinel file in the source folder that must survive;
 (b) web and ESP event files only, the shop declared absent in a project file (sendwise.toml).
 The features are checked against values computed here from the records the test wrote.
 """
@@ -31,7 +32,8 @@ from dagster_project.warehouse import connection
 
 # The shop world, written by hand as data: customer i buys i % 4 times, order j of customer i costs
 # 10*i + 5*j (USD) on day (7*i + 3*j) % 60 after March 1st; every fifth customer's third order is refunded.
-CUSTOMERS = {i: f"c{i}@shop.example" for i in range(1, 31)}
+# Every third customer has no email; every fourth order has no ordered_at (its created_at is the same time).
+CUSTOMERS = {i: None if i % 3 == 0 else f"c{i}@shop.example" for i in range(1, 31)}
 ORDERS = [
     (
         100 * i + j,
@@ -91,9 +93,10 @@ def _write_shop(url: str) -> None:
             "'2026-01-01T00:00:00+00', '2026-01-01T00:00:00+00')"
         )
         for order_id, cid, status, total, at in ORDERS:
+            ordered_at = None if order_id % 4 == 0 else at
             conn.execute(
                 "insert into shop.orders values (%s, %s, %s, %s, 'USD', %s, %s, %s)",
-                (order_id, cid, status, total, at, at, at),
+                (order_id, cid, status, total, ordered_at, at, at),
             )
             conn.execute(
                 "insert into shop.order_items values (%s, %s, 1, 1, %s, %s, %s)",
@@ -105,14 +108,14 @@ def _expected_shop_features() -> dict[str, dict]:
     """RFM by hand: completed orders only, recency in whole days before the latest order (the as-of)."""
     as_of = max(datetime.fromisoformat(at) for *_, at in ORDERS)
     expected = {}
-    for cid, email in CUSTOMERS.items():
+    for cid in CUSTOMERS:
         done = [
             (Decimal(total), datetime.fromisoformat(at))
             for _, c, status, total, at in ORDERS
             if c == cid and status == "completed"
         ]
         last = max((at for _, at in done), default=None)
-        expected[email] = {
+        expected[str(cid)] = {
             "frequency": len(done),
             "monetary": sum((total for total, _ in done), Decimal("0.00")),
             "recency_days": None if last is None else int((as_of - last).total_seconds() // 86400),
@@ -120,11 +123,11 @@ def _expected_shop_features() -> dict[str, dict]:
     return expected
 
 
-def _features(url: str, columns: list[str]) -> dict[str, dict]:
+def _features(url: str, columns: list[str], key: str = "d.email") -> dict[str, dict]:
     selected = ", ".join("f." + c for c in columns)
     rows = query(
         url,
-        f"select d.email, {selected} from marts.fct_customer_features f "
+        f"select {key}, {selected} from marts.fct_customer_features f "
         "join marts.dim_customers d using (customer_key)",
     )
     return {row[0]: dict(zip(columns, row[1:], strict=True)) for row in rows}
@@ -138,7 +141,11 @@ def test_run_on_a_shop_only(own_env: Path, warehouse_url: str, shop_url: str, ca
     for source in ("crm", "web", "esp"):
         assert f"source {source}: absent (no {source}/ folder in {own_env}); it loads nothing" in err
 
-    assert _features(warehouse_url, ["frequency", "monetary", "recency_days"]) == _expected_shop_features()
+    features = _features(warehouse_url, ["frequency", "monetary", "recency_days"], key="d.shop_customer_id::text")
+    assert features == _expected_shop_features()
+    assert query(warehouse_url, "select count(*) from marts.dim_customers where email is null") == [(10,)]
+    from_created_at = "select count(*) from marts.fct_orders where ordered_at_source = 'created_at'"
+    assert query(warehouse_url, from_created_at) == [(len([o for o in ORDERS if o[0] % 4 == 0]),)]
     statuses = dict(query(warehouse_url, "select stream, status from ops.load_log"))
     assert statuses["crm_contacts"] == "absent" and statuses["shop_orders"] == "success", statuses
     assert query(warehouse_url, "select count(*) from raw.web_events") == [(0,)]  # created empty
