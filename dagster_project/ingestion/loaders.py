@@ -95,7 +95,9 @@ ESP_EVENTS = EventStream(
 )
 EVENT_STREAMS = {s.name: s for s in (WEB_EVENTS, ESP_EVENTS)}
 CRM_CONTACT_TYPES = ("text",) * 6 + ("boolean", "text", "timestamptz", "timestamptz")
-EVENT_FILE_COLUMNS = (("_file_date", "date"), ("_source_file", "text"), ("_batch_id", "text"))
+EVENT_FILE_COLUMNS = (
+    ("_source_line", "bigint"), ("_file_date", "date"), ("_source_file", "text"), ("_batch_id", "text"),
+)  # fmt: skip
 
 OPS_DDL = """
 create table if not exists ops.load_state (
@@ -131,6 +133,7 @@ create table if not exists ops.quarantine (
     quarantined_at timestamptz not null default now()
 );
 create index if not exists quarantine_stream_partition_idx on ops.quarantine (stream, partition_key);
+alter table ops.quarantine add column if not exists source_offset bigint;
 """
 
 
@@ -165,9 +168,15 @@ def raw_ddl() -> list[sql.Composable]:
                 extra=[
                     ("_file_date", "date not null"),
                     ("_source_file", "text"),
+                    ("_source_line", "bigint"),
                     ("_loaded_at", "timestamptz not null default now()"),
                     ("_batch_id", "text"),
                 ],
+            )
+        )
+        statements.append(  # warehouses created before _source_line existed
+            sql.SQL("alter table raw.{} add column if not exists _source_line bigint").format(
+                sql.Identifier(stream.table)
             )
         )
         statements.append(
@@ -321,10 +330,13 @@ def write_quarantine(
     if not rejections.items:
         return
     with conn.cursor().copy(
-        "copy ops.quarantine (stream, partition_key, source_location, record, reason, batch_id) from stdin"
+        "copy ops.quarantine (stream, partition_key, source_location, source_offset, record, reason,"
+        " batch_id) from stdin"
     ) as copy:
         for item in rejections.items:
-            copy.write_row((stream, partition_key, item.location, item.record, item.reason, batch_id))
+            copy.write_row(
+                (stream, partition_key, item.location, item.offset, item.record, item.reason, batch_id)
+            )
 
 
 def _copy_statement(table: sql.Composable, columns: list[str]) -> sql.Composable:
@@ -378,8 +390,8 @@ def load_event_partition(
             with cursor.copy(_copy_statement(table, [c for c, _ in columns])) as copy:
                 copy.set_types([binary_type(t) for _, t in columns])
                 write_row = copy.write_row
-                for row in parsers.read_jsonl(path, relative, stream.to_row, rejections):
-                    write_row(row + tail)
+                for line_number, row in parsers.read_jsonl(path, relative, stream.to_row, rejections):
+                    write_row((*row, line_number, *tail))
             result.loaded = result.written = cursor.rowcount
             result.quarantined = len(rejections)
             result.received = result.loaded + result.quarantined
