@@ -26,6 +26,7 @@ from psycopg.types.json import set_json_dumps
 from dagster_project.ingestion import parsers
 from dagster_project.ingestion.sources import (
     ESP_EVENTS_DIR,
+    FUTURE_TOLERANCE,
     SHOP_TABLES,
     WEB_EVENTS_DIR,
     ShopTable,
@@ -34,8 +35,9 @@ from dagster_project.ingestion.sources import (
     crm_export_pages,
     event_file,
     file_fingerprint,
-    incomplete_shop_rows,
     read_shop_changes,
+    rejected_shop_rows,
+    shop_row_problem,
 )
 from dagster_project.warehouse import connection
 
@@ -466,27 +468,58 @@ def load_shop_table(
     """Rows of shop.<table> changed since the high-water mark (updated_at), upserted by primary key.
 
     The first load into an empty raw table (fast path) COPYs straight into it; later loads go
-    through a staging table and an upsert that keeps the newest version per key.
+    through a staging table and an upsert that keeps the newest version per key. Rows with an
+    updated_at past now + FUTURE_TOLERANCE are quarantined, so the mark never passes that.
     """
     result = LoadResult(table.stream, new_batch_id(table.stream))
+    newest_allowed = datetime.now(UTC) + FUTURE_TOLERANCE
+    raw_table = sql.Identifier("raw", table.stream)
     with logged_failure(conn, result), conn.transaction():
         lock_stream(conn, table.stream)
         mark = get_state(conn, table.stream).high_water_mark
         since = datetime.fromisoformat(mark) if mark else None
+        if since is not None and since > newest_allowed:
+            since = _newest_cursor(conn, raw_table, newest_allowed)
+            result.notes.append(f"mark {mark} was past now + {FUTURE_TOLERANCE}: reset to {since}")
         loaded_directly = False
-        if fast_path and since is None and _is_empty(conn, sql.Identifier("raw", table.stream)):
-            loaded_directly = _copy_shop_table_directly(conn, shop_url, table, result)
+        if fast_path and since is None and _is_empty(conn, raw_table):
+            loaded_directly = _copy_shop_table_directly(conn, shop_url, table, newest_allowed, result)
         if not loaded_directly:
-            _load_shop_changes_through_staging(conn, shop_url, table, since, fast_path, result)
+            _load_shop_changes_through_staging(
+                conn, shop_url, table, since, fast_path, newest_allowed, result
+            )
+        _replace_earlier_quarantine(conn, table, result.batch_id)
         newest = conn.execute(
-            sql.SQL("select max(updated_at) from raw.{} where _batch_id = %s").format(
-                sql.Identifier(table.stream)
-            ),
+            sql.SQL("select max(updated_at) from {} where _batch_id = %s").format(raw_table),
             (result.batch_id,),
         ).fetchone()[0]
-        result.high_water_mark = newest.isoformat() if newest else mark
+        result.high_water_mark = newest.isoformat() if newest else since.isoformat() if since else mark
         record_load(conn, result)
     return result
+
+
+def _newest_cursor(
+    conn: psycopg.Connection, table: sql.Composable, newest_allowed: datetime
+) -> datetime | None:
+    return conn.execute(
+        sql.SQL("select max(updated_at) from {} where updated_at <= %s").format(table), (newest_allowed,)
+    ).fetchone()[0]
+
+
+def _replace_earlier_quarantine(conn: psycopg.Connection, table: ShopTable, batch_id: str) -> None:
+    """A shop row quarantined again (same key: it is still bad and still past the mark) replaces its
+    earlier entry instead of adding one; rows without a key cannot be matched and stay."""
+    conn.execute(
+        """
+        delete from ops.quarantine earlier
+        where earlier.stream = %(stream)s and earlier.batch_id <> %(batch)s
+          and earlier.source_location not like '%%=null'
+          and earlier.source_location in (
+              select source_location from ops.quarantine where stream = %(stream)s and batch_id = %(batch)s
+          )
+        """,
+        {"stream": table.stream, "batch": batch_id},
+    )
 
 
 def _is_empty(conn: psycopg.Connection, table: sql.Composable) -> bool:
@@ -494,19 +527,18 @@ def _is_empty(conn: psycopg.Connection, table: sql.Composable) -> bool:
 
 
 def _copy_shop_table_directly(
-    conn: psycopg.Connection, shop_url: str, table: ShopTable, result: LoadResult
+    conn: psycopg.Connection, shop_url: str, table: ShopTable, newest_allowed: datetime, result: LoadResult
 ) -> bool:
     """COPY the whole shop table into its empty raw table; false (nothing done) on duplicate keys."""
     try:
         with conn.transaction():  # a savepoint: duplicate keys in the source fall back to staging
             result.loaded = result.written = copy_shop_changes(
                 shop_url, table, None, conn, sql.Identifier("raw", table.stream),
-                constants={"_batch_id": result.batch_id}, complete_only=True,
+                constants={"_batch_id": result.batch_id}, valid_before=newest_allowed,
             )  # fmt: skip
             rejections = parsers.Rejections()
-            for key, record, column in incomplete_shop_rows(shop_url, table):
-                location = f"shop.{table.name}:{table.primary_key}={key if key is not None else 'null'}"
-                rejections.add(location, record, parsers.missing_column_reason(column))
+            for key, record, reason in rejected_shop_rows(shop_url, table, newest_allowed):
+                rejections.add(_shop_location(table, key), record, reason)
             write_quarantine(conn, table.stream, "", result.batch_id, rejections)
     except psycopg.errors.UniqueViolation:
         result.notes.append(f"shop.{table.name} has duplicate {table.primary_key}s: newest version kept")
@@ -516,19 +548,26 @@ def _copy_shop_table_directly(
     return True
 
 
+def _shop_location(table: ShopTable, key: object) -> str:
+    return f"shop.{table.name}:{table.primary_key}={key if key is not None else 'null'}"
+
+
 def _load_shop_changes_through_staging(
     conn: psycopg.Connection,
     shop_url: str,
     table: ShopTable,
     since: datetime | None,
     fast_path: bool,
+    newest_allowed: datetime,
     result: LoadResult,
 ) -> None:
     staging_name = f"_staging_{table.stream}"
     staging = _create_staging(conn, staging_name, [(c.name, c.pg_type) for c in table.columns])
     if fast_path:
         result.received = copy_shop_changes(shop_url, table, since, conn, staging)
-        result.quarantined = _quarantine_incomplete_shop_rows(conn, table, staging, result.batch_id)
+        result.quarantined = _quarantine_rejected_shop_rows(
+            conn, table, staging, newest_allowed, result.batch_id
+        )
     else:
         rejections = parsers.Rejections()
         cursor = conn.cursor()
@@ -536,10 +575,10 @@ def _load_shop_changes_through_staging(
             copy.set_types([binary_type(c.pg_type) for c in table.columns])
             for record in read_shop_changes(shop_url, table, since):
                 try:
-                    copy.write_row(parsers.shop_row(table, record))
+                    copy.write_row(parsers.shop_row(table, record, newest_allowed))
                 except parsers.RecordError as error:
                     rejections.add(
-                        f"shop.{table.name}:{table.primary_key}={record.get(table.primary_key)}",
+                        _shop_location(table, record.get(table.primary_key)),
                         orjson.dumps(record, default=str),
                         str(error),
                     )
@@ -547,33 +586,37 @@ def _load_shop_changes_through_staging(
         result.received = cursor.rowcount + result.quarantined
         write_quarantine(conn, table.stream, "", result.batch_id, rejections)
     result.loaded = result.received - result.quarantined
-    complete = sql.SQL("{} is not null and updated_at is not null").format(sql.Identifier(table.primary_key))
+    valid = sql.SQL("{} is null").format(shop_row_problem(table, newest_allowed))
     result.written = _upsert(
         conn, staging, table.stream, table.column_names, table.primary_key,
-        {"_batch_id": result.batch_id}, where=complete,
+        {"_batch_id": result.batch_id}, where=valid,
     )  # fmt: skip
 
 
-def _quarantine_incomplete_shop_rows(
-    conn: psycopg.Connection, table: ShopTable, staging: sql.Identifier, batch_id: str
+def _quarantine_rejected_shop_rows(
+    conn: psycopg.Connection,
+    table: ShopTable,
+    staging: sql.Identifier,
+    newest_allowed: datetime,
+    batch_id: str,
 ) -> int:
-    """Rows the fast path copied without a primary key or updated_at go to quarantine."""
+    """Rows the fast path copied into staging that `shop_row_problem` rejects go to quarantine."""
     pk = sql.Identifier(table.primary_key)
     return conn.execute(
         sql.SQL(
             """
             insert into ops.quarantine (stream, partition_key, source_location, record, reason, batch_id)
-            select {stream}, '', {location} || coalesce(s.{pk}::text, 'null'), row_to_json(s)::text,
-                case when s.{pk} is null then {pk_reason} else {cursor_reason} end, {batch_id}
-            from {staging} s
-            where s.{pk} is null or s.updated_at is null
+            select {stream}, '', {location} || coalesce(s.{pk}::text, 'null'),
+                left(row_to_json(s)::text, {preview}), checked.problem, {batch_id}
+            from {staging} s, lateral (select {problem} as problem) checked
+            where checked.problem is not null
             """
         ).format(
             stream=sql.Literal(table.stream),
             location=sql.Literal(f"shop.{table.name}:{table.primary_key}="),
             pk=pk,
-            pk_reason=sql.Literal(parsers.missing_column_reason(table.primary_key)),
-            cursor_reason=sql.Literal(parsers.missing_column_reason(table.cursor_column)),
+            preview=sql.Literal(parsers.RECORD_PREVIEW_CHARS),
+            problem=shop_row_problem(table, newest_allowed, alias="s"),
             batch_id=sql.Literal(batch_id),
             staging=staging,
         )

@@ -14,7 +14,17 @@ from typing import Any
 
 import orjson
 
-from dagster_project.ingestion.sources import Column, ShopTable
+from dagster_project.ingestion.sources import (
+    EMAIL_LIMIT,
+    TEXT_LIMIT,
+    Column,
+    ShopTable,
+    future_reason,
+    length_reason,
+    missing_column_reason,
+    range_reason,
+    text_limit,
+)
 
 WEB_EVENT_TYPES = frozenset({"page", "track", "identify"})
 ESP_EVENT_TYPES = frozenset({"sent", "delivered", "open", "click", "bounce", "unsubscribe", "spam_complaint"})
@@ -23,8 +33,8 @@ RECORD_PREVIEW_CHARS = 2_000
 # Documented limits (SOURCES.md): past one, the record is quarantined with the reason.
 MAX_ID_CHARS = 256
 """Ids and keys (they end up in btree indexes, whose entries are limited to about 2.7 kB)."""
-MAX_EMAIL_CHARS = 320
-MAX_TEXT_CHARS = 8_192
+MAX_EMAIL_CHARS = EMAIL_LIMIT
+MAX_TEXT_CHARS = TEXT_LIMIT
 MAX_JSON_DEPTH = 32
 """Objects and arrays inside each other, counting the record itself."""
 MAX_RECORD_BYTES = 1 << 20
@@ -491,14 +501,26 @@ def _to_datetime(value: Any) -> datetime:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)  # MySQL DATETIME: UTC
     if isinstance(value, str):
-        return parse_timestamp(value, "value")
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(repr(value[:60])) from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     raise ValueError(repr(value))
 
 
 def _to_text(value: Any) -> str:
     if isinstance(value, str):
         return value
-    raise ValueError(f"{type(value).__name__} {value!r:.40}")
+    raise ValueError(_brief(value))
+
+
+def _in_range(value: datetime) -> bool:
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True
 
 
 _CONVERTERS: dict[str, Callable[[Any], Any]] = {
@@ -514,12 +536,9 @@ def _converter(column: Column) -> Callable[[Any], Any]:
     return _to_decimal if column.pg_type.startswith("numeric") else _CONVERTERS[column.pg_type]
 
 
-def missing_column_reason(column: str) -> str:
-    return f"missing required column '{column}'"
-
-
-def shop_row(table: ShopTable, record: dict) -> tuple:
-    """A shop row coerced to the contract's types (required columns must be present)."""
+def shop_row(table: ShopTable, record: dict, newest: datetime | None = None) -> tuple:
+    """A shop row coerced to the contract's types (required columns must be present), checked as
+    `sources.shop_row_problem` checks it on the fast path; `newest`: the latest cursor allowed."""
     values = []
     for column in table.columns:
         value = record.get(column.name)
@@ -529,7 +548,18 @@ def shop_row(table: ShopTable, record: dict) -> tuple:
             values.append(None)
             continue
         try:
-            values.append(_converter(column)(value))
-        except (ValueError, RecordError) as error:
+            value = _converter(column)(value)
+        except ValueError as error:
             raise RecordError(f"'{column.name}' should be {column.pg_type}, got {error}") from None
+        if column.pg_type == "text":
+            if len(value) > text_limit(column.name):
+                raise RecordError(length_reason(column.name))
+            if "\x00" in value:
+                raise RecordError(f"NUL character in '{column.name}' (Postgres text cannot hold it)")
+        elif column.pg_type == "timestamptz":
+            if not _in_range(value):
+                raise RecordError(range_reason(column.name))
+            if newest is not None and column.name == table.cursor_column and value > newest:
+                raise RecordError(future_reason(table))
+        values.append(value)
     return tuple(values)
