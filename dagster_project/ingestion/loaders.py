@@ -243,6 +243,10 @@ class LoadResult:
     duration_s: float = 0.0
     source_files: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    parts: int = 1
+    """Files (days, pages) or tables this load read; `failures` lists those that failed."""
+    failures: list[str] = field(default_factory=list)
+    """Parts (a page, an export, the load itself) that failed, each as "part: first line of the error"."""
 
     def finish(self) -> None:
         self.finished_at = datetime.now(UTC)
@@ -281,7 +285,7 @@ def lock_stream(conn: psycopg.Connection, stream: str, partition_key: str = "") 
 def record_load(conn: psycopg.Connection, result: LoadResult, fingerprint: str | None = None) -> None:
     """Move the high-water mark and log the load (inside the load's transaction)."""
     result.finish()
-    if result.status == "success":
+    if result.status in ("success", "partial"):
         conn.execute(
             """
             insert into ops.load_state (stream, partition_key, high_water_mark, fingerprint, batch_id)
@@ -292,7 +296,7 @@ def record_load(conn: psycopg.Connection, result: LoadResult, fingerprint: str |
             """,
             (result.stream, result.partition_key, result.high_water_mark, fingerprint, result.batch_id),
         )
-    _log(conn, result, error=None)
+    _log(conn, result, error="; ".join(result.failures)[:2_000] or None)
 
 
 def _log(conn: psycopg.Connection, result: LoadResult, error: str | None) -> None:
@@ -312,18 +316,46 @@ def _log(conn: psycopg.Connection, result: LoadResult, error: str | None) -> Non
 
 @contextmanager
 def logged_failure(conn: psycopg.Connection, result: LoadResult) -> Iterator[None]:
-    """On an exception (after the load's transaction rolled back), log the failed load and re-raise."""
+    """On an exception (after the load's transaction rolled back), log the failed load and re-raise.
+
+    The logged counts and mark are cleared: the rows counted so far were rolled back with the load.
+    """
     try:
         yield
     except BaseException as error:
         result.finish()
         result.status = "failed"
+        result.received = result.loaded = result.quarantined = result.written = 0
+        result.high_water_mark = None
+        result.failures = [f"{result.partition_key or result.stream}: {first_line(error)}"]
         try:
             with conn.transaction():
                 _log(conn, result, error=f"{type(error).__name__}: {error}"[:2_000])
         except psycopg.Error:
             pass  # the connection itself is gone; the original error matters more
         raise
+
+
+def first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"[:500]
+
+
+def load_event_partitions(
+    conn: psycopg.Connection, stream: EventStream, source_dir: Path, days: list[str], force: bool = False
+) -> list[LoadResult]:
+    """Each day in its own transaction: a day that fails is logged (status failed) and the later days
+    are still loaded; its result names the error."""
+    results = []
+    for day in days:
+        try:
+            results.append(load_event_partition(conn, stream, source_dir, day, force=force))
+        except Exception as error:
+            failed = LoadResult(stream.name, "", partition_key=day, status="failed")
+            failed.failures.append(f"{day}: {first_line(error)}")
+            failed.finish()
+            results.append(failed)
+    return results
 
 
 def write_quarantine(
@@ -624,60 +656,120 @@ def _quarantine_rejected_shop_rows(
 
 
 def load_crm_contacts(conn: psycopg.Connection, source_dir: Path) -> LoadResult:
-    """CRM export folders newer than the high-water mark (export date), upserted by contact id.
+    """CRM export folders not loaded yet, upserted by contact id (the newest `updated_at` wins, so
+    exports may be applied in any order).
 
-    Exports are applied in date order; within the batch the newest `updated_at` per contact wins.
-    An export whose page count does not match `total_pages` (still being written) stops the batch
+    Exports newer than the high-water mark are applied in date order, each in its own savepoint: one
+    that fails, or holds a page that cannot be read, leaves the others loaded (status `partial`) and
+    keeps the mark before it, so it is read again on the next run; exports that did load completely
+    past it are remembered (ops.load_state, partition_key = export date) and not read again. An
+    export whose page count does not match `total_pages` (still being written) stops the batch
     before it, so it is picked up complete by a later run.
     """
-    result = LoadResult("crm_contacts", new_batch_id("crm_contacts"))
-    with logged_failure(conn, result):
-        rejections = parsers.Rejections()
-        columns = list(parsers.CRM_CONTACT_COLUMNS)
-        with conn.transaction():
-            lock_stream(conn, result.stream)
-            mark = get_state(conn, result.stream).high_water_mark
-            exports = [d for d in crm_export_dates(source_dir) if mark is None or d > mark]
-            staging = _create_staging(
-                conn, "_staging_crm_contacts",
-                [*zip(columns, CRM_CONTACT_TYPES, strict=True), ("_source_file", "text")],
-            )  # fmt: skip
-            cursor = conn.cursor()
-            loaded_through = mark
-            with cursor.copy(_copy_statement(staging, [*columns, "_source_file"])) as copy:
-                copy.set_types([binary_type(t) for t in (*CRM_CONTACT_TYPES, "text")])
-                for export_date in exports:
-                    pages = crm_export_pages(source_dir, export_date)
-                    export_rejections = parsers.Rejections()
-                    page_rows = []
-                    for page in pages:
-                        relative = str(page.relative_to(source_dir))
-                        rows, header = parsers.read_crm_page(page, relative, export_rejections)
-                        page_rows.append((relative, rows, header))
-                    expected = next((h.get("total_pages") for _, _, h in page_rows if h), None)
-                    if not pages or (isinstance(expected, int) and expected != len(pages)):
-                        result.notes.append(
-                            f"export {export_date} incomplete ({len(pages)} of {expected} pages): "
-                            "stopped before it"
-                        )
-                        break
-                    for relative, rows, _ in page_rows:
-                        for row in rows:
-                            copy.write_row((*row, relative))
-                        result.source_files.append(relative)
-                    rejections.items.extend(export_rejections.items)
-                    loaded_through = export_date
-            result.loaded = cursor.rowcount
-            result.quarantined = len(rejections)
-            result.received = result.loaded + result.quarantined
-            write_quarantine(conn, result.stream, "", result.batch_id, rejections)
-            result.written = _upsert(
-                conn, staging, "crm_contacts", [*columns, "_source_file"], "contact_id",
-                {"_batch_id": result.batch_id},
-            )  # fmt: skip
-            result.high_water_mark = loaded_through
-            record_load(conn, result)
+    result = LoadResult("crm_contacts", new_batch_id("crm_contacts"), parts=0)
+    with logged_failure(conn, result), conn.transaction():
+        lock_stream(conn, result.stream)
+        mark = get_state(conn, result.stream).high_water_mark
+        complete = _complete_crm_exports(conn)
+        dates = crm_export_dates(source_dir)
+        exports = [d for d in dates if (mark is None or d > mark) and d not in complete]
+        staging = _create_staging(
+            conn, "_staging_crm_contacts",
+            [*zip(parsers.CRM_CONTACT_COLUMNS, CRM_CONTACT_TYPES, strict=True), ("_source_file", "text")],
+        )  # fmt: skip
+        loaded_through, all_complete = mark, True
+        for export_date in exports:
+            pages = crm_export_pages(source_dir, export_date)
+            rejections = parsers.Rejections()
+            page_rows = []
+            for page in pages:
+                relative = str(page.relative_to(source_dir))
+                rows, header = parsers.read_crm_page(page, relative, rejections)
+                page_rows.append((relative, rows, header))
+            expected = next((h.get("total_pages") for _, _, h in page_rows if h), None)
+            if not pages or (isinstance(expected, int) and expected != len(pages)):
+                result.notes.append(
+                    f"export {export_date} incomplete ({len(pages)} of {expected} pages): stopped before it"
+                )
+                break
+            result.parts += len(pages)
+            failed = [f"{relative}: {reason}" for relative, _, header in page_rows if not header
+                      for reason in _page_reasons(rejections, relative)]  # fmt: skip
+            try:
+                with conn.transaction():  # a savepoint: this export fails alone
+                    _load_crm_export(conn, staging, export_date, page_rows, rejections, result)
+            except psycopg.Error as error:
+                failed.append(f"export {export_date}: {first_line(error)}")
+            result.failures += failed
+            if failed:
+                all_complete = False
+            elif all_complete:
+                loaded_through = export_date
+            else:
+                _remember_complete_crm_export(conn, export_date, result.batch_id)
+                complete.add(export_date)
+        for export_date in dates:  # past exports loaded completely on an earlier run
+            if loaded_through is None or export_date > loaded_through:
+                if export_date not in complete:
+                    break
+                loaded_through = export_date
+        conn.execute(
+            "delete from ops.load_state where stream = 'crm_contacts' and partition_key <> '' "
+            "and partition_key <= %s",
+            (loaded_through or "",),
+        )
+        result.high_water_mark = loaded_through
+        result.status = "partial" if result.failures else "success"
+        record_load(conn, result)
     return result
+
+
+def _page_reasons(rejections: parsers.Rejections, location: str) -> list[str]:
+    return [item.reason for item in rejections.items if item.location == location]
+
+
+def _complete_crm_exports(conn: psycopg.Connection) -> set[str]:
+    rows = conn.execute(
+        "select partition_key from ops.load_state where stream = 'crm_contacts' and partition_key <> ''"
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def _remember_complete_crm_export(conn: psycopg.Connection, export_date: str, batch_id: str) -> None:
+    conn.execute(
+        "insert into ops.load_state (stream, partition_key, high_water_mark, batch_id) "
+        "values ('crm_contacts', %s, %s, %s) on conflict (stream, partition_key) do nothing",
+        (export_date, export_date, batch_id),
+    )
+
+
+def _load_crm_export(
+    conn: psycopg.Connection,
+    staging: sql.Identifier,
+    export_date: str,
+    page_rows: list[tuple[str, list[tuple], dict]],
+    rejections: parsers.Rejections,
+    result: LoadResult,
+) -> None:
+    """One export's contacts upserted, its quarantine replacing what an earlier read of it left."""
+    columns = [*parsers.CRM_CONTACT_COLUMNS, "_source_file"]
+    conn.execute(sql.SQL("truncate {}").format(staging))
+    cursor = conn.cursor()
+    with cursor.copy(_copy_statement(staging, columns)) as copy:
+        copy.set_types([binary_type(t) for t in (*CRM_CONTACT_TYPES, "text")])
+        for relative, rows, _ in page_rows:
+            for row in rows:
+                copy.write_row((*row, relative))
+            result.source_files.append(relative)
+    conn.execute(
+        "delete from ops.quarantine where stream = 'crm_contacts' and partition_key = %s", (export_date,)
+    )
+    write_quarantine(conn, result.stream, export_date, result.batch_id, rejections)
+    written = _upsert(conn, staging, "crm_contacts", columns, "contact_id", {"_batch_id": result.batch_id})
+    result.loaded += cursor.rowcount
+    result.quarantined += len(rejections)
+    result.received = result.loaded + result.quarantined
+    result.written += written
 
 
 # --- previews for asset metadata -------------------------------------------------------------
