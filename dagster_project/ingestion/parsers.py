@@ -377,6 +377,13 @@ def read_jsonl(
                     rejections.add(f"{location_name}:{line_number}", line, undecodable(line, error), start)
                 except RecordError as error:
                     rejections.add(f"{location_name}:{line_number}", line, str(error), start)
+                except (TypeError, ValueError, OverflowError, RecursionError) as error:  # a case not foreseen
+                    rejections.add(f"{location_name}:{line_number}", line, unforeseen(error), start)
+
+
+def unforeseen(error: Exception) -> str:
+    """The reason for a record that failed in a way no check names (the load goes on without it)."""
+    return f"unreadable record ({type(error).__name__}: {str(error)[:200]})"
 
 
 def undecodable(data: bytes, error: Exception) -> str:
@@ -452,6 +459,8 @@ def read_crm_page(path: Path, location_name: str, rejections: Rejections) -> tup
             rows.append(crm_contact_row(contact))
         except RecordError as error:
             rejections.add(f"{location_name}#results[{index}]", _dumps_or_note(contact), str(error))
+        except (TypeError, ValueError, OverflowError, RecursionError) as error:  # a case not foreseen
+            rejections.add(f"{location_name}#results[{index}]", _dumps_or_note(contact), unforeseen(error))
     header = {k: page.get(k) for k in ("export_id", "exported_at", "page", "total_pages")}
     return rows, header
 
