@@ -3,6 +3,19 @@
 Each case is the bytes of one JSONL line (web or ESP events), with the start of the reason it must be
 quarantined for; `None` means the record is valid and must load. The tests feed them between valid
 lines, so the rest of the file must load around them.
+
+The items whose case is not one line, and the tests that hold them:
+ 4 a failed day stops the others: test_ingestion_isolation::test_a_failed_day_does_not_stop_the_others...
+ 5 'infinity' / year 10000 in shop rows, 6 far-future shop updated_at as the mark:
+   test_ingestion_hostile_shop (both shop paths); GX over hostile tables: test_quality_hostile_input
+ 7 staging dedupe ties: tests/dbt/test_dbt_quarantine.py (TIED_COPIES)
+ 8 BOM, bare CR, BOM-only file, CRM page with a BOM: test_ingestion_hostile::test_byte_order_mark...,
+   ::test_crm_page_with_a_byte_order_mark_loads; the CRM mark passing an unread page:
+   test_ingestion_isolation::test_an_unreadable_crm_page_fails_alone_and_its_export_is_retried
+ 3 a 1 MB CRM contact_id (and other hostile contacts): test_ingestion_hostile::test_hostile_crm_contacts...
+10 one negative order_total blocks the build: test_quality_hostile_input
+11 a failed load logs rolled-back counts, 12 the failure names nothing:
+   test_ingestion_isolation::test_a_failed_load_logs_no_rolled_back_counts
 """
 
 from __future__ import annotations
