@@ -3,6 +3,7 @@
 import warnings
 
 import dagster as dg
+import psycopg
 
 from dagster_project.ingestion import loaders, presence
 from dagster_project.ingestion.loaders import ESP_EVENTS, WEB_EVENTS, EventStream, LoadResult
@@ -58,6 +59,29 @@ def _log_result(context: dg.AssetExecutionContext, result: LoadResult) -> None:
         f"loaded {result.loaded}, quarantined {result.quarantined} in {result.duration_s:.2f}s "
         f"(batch {result.batch_id})"
     )
+    for failure in result.failures:
+        context.log.error(f"{result.stream} failed: {failure}")
+
+
+def finish(conn: psycopg.Connection, table: str, results: list[LoadResult]) -> dg.MaterializeResult:
+    """The materialization of these loads, or, when a part failed, a dg.Failure naming each failed
+    part and its first error line (raised after everything else was loaded), with the same metadata."""
+    try:
+        metadata = load_metadata(conn, table, results)
+    except psycopg.Error as error:  # e.g. the warehouse went away mid-run
+        metadata = {"metadata_error": dg.MetadataValue.text(loaders.first_line(error))}
+    failed = [failure for r in results for failure in r.failures]
+    if failed:
+        parts = sum(r.parts for r in results)
+        raise dg.Failure(
+            description=f"raw/{table}: {len(failed)} of {parts} parts failed; " + "; ".join(failed),
+            metadata=metadata,
+        )
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _failure(table: str, error: Exception) -> dg.Failure:
+    return dg.Failure(description=f"raw/{table}: {loaders.first_line(error)}")
 
 
 def absent_result(
@@ -103,9 +127,12 @@ def shop_table_asset(table: ShopTable) -> dg.AssetsDefinition:
             if absent := absent_result(context, conn, sources, "shop", table.stream):
                 return absent
             fast = sources.shop_fast_path and sources.shop_is_postgres()
-            result = loaders.load_shop_table(conn, sources.get_shop_url(), table, fast_path=fast)
+            try:
+                result = loaders.load_shop_table(conn, sources.get_shop_url(), table, fast_path=fast)
+            except Exception as error:
+                raise _failure(table.stream, error) from error
             _log_result(context, result)
-            return dg.MaterializeResult(metadata=load_metadata(conn, table.stream, [result]))
+            return finish(conn, table.stream, [result])
 
     return _asset
 
@@ -126,9 +153,12 @@ def crm_contacts(
         loaders.ensure_tables(conn)
         if absent := absent_result(context, conn, sources, "crm", "crm_contacts"):
             return absent
-        result = loaders.load_crm_contacts(conn, sources.get_source_dir())
+        try:
+            result = loaders.load_crm_contacts(conn, sources.get_source_dir())
+        except Exception as error:
+            raise _failure("crm_contacts", error) from error
         _log_result(context, result)
-        return dg.MaterializeResult(metadata=load_metadata(conn, "crm_contacts", [result]))
+        return finish(conn, "crm_contacts", [result])
 
 
 def event_asset(
@@ -160,18 +190,16 @@ def _event_asset(
         sources: SourcesResource,
     ) -> dg.MaterializeResult:
         source_dir = sources.get_source_dir()
-        results = []
         with loaders.connect(warehouse.get_url()) as conn:
             loaders.ensure_tables(conn)
             source = "web" if stream is WEB_EVENTS else "esp"
-            keys = context.partition_keys
-            if absent := absent_result(context, conn, sources, source, stream.name, f"{keys[0]}..{keys[-1]}"):
+            days = context.partition_keys
+            if absent := absent_result(context, conn, sources, source, stream.name, f"{days[0]}..{days[-1]}"):
                 return absent
-            for day in context.partition_keys:
-                result = loaders.load_event_partition(conn, stream, source_dir, day, force=config.force)
+            results = loaders.load_event_partitions(conn, stream, source_dir, days, force=config.force)
+            for result in results:
                 _log_result(context, result)
-                results.append(result)
-            return dg.MaterializeResult(metadata=load_metadata(conn, stream.table, results))
+            return finish(conn, stream.table, results)
 
     return _asset
 

@@ -26,6 +26,7 @@ from psycopg.types.json import set_json_dumps
 from dagster_project.ingestion import parsers
 from dagster_project.ingestion.sources import (
     ESP_EVENTS_DIR,
+    FUTURE_TOLERANCE,
     SHOP_TABLES,
     WEB_EVENTS_DIR,
     ShopTable,
@@ -34,8 +35,9 @@ from dagster_project.ingestion.sources import (
     crm_export_pages,
     event_file,
     file_fingerprint,
-    incomplete_shop_rows,
     read_shop_changes,
+    rejected_shop_rows,
+    shop_row_problem,
 )
 from dagster_project.warehouse import connection
 
@@ -95,7 +97,9 @@ ESP_EVENTS = EventStream(
 )
 EVENT_STREAMS = {s.name: s for s in (WEB_EVENTS, ESP_EVENTS)}
 CRM_CONTACT_TYPES = ("text",) * 6 + ("boolean", "text", "timestamptz", "timestamptz")
-EVENT_FILE_COLUMNS = (("_file_date", "date"), ("_source_file", "text"), ("_batch_id", "text"))
+EVENT_FILE_COLUMNS = (
+    ("_source_line", "bigint"), ("_file_date", "date"), ("_source_file", "text"), ("_batch_id", "text"),
+)  # fmt: skip
 
 OPS_DDL = """
 create table if not exists ops.load_state (
@@ -131,6 +135,7 @@ create table if not exists ops.quarantine (
     quarantined_at timestamptz not null default now()
 );
 create index if not exists quarantine_stream_partition_idx on ops.quarantine (stream, partition_key);
+alter table ops.quarantine add column if not exists source_offset bigint;
 """
 
 
@@ -165,9 +170,15 @@ def raw_ddl() -> list[sql.Composable]:
                 extra=[
                     ("_file_date", "date not null"),
                     ("_source_file", "text"),
+                    ("_source_line", "bigint"),
                     ("_loaded_at", "timestamptz not null default now()"),
                     ("_batch_id", "text"),
                 ],
+            )
+        )
+        statements.append(  # warehouses created before _source_line existed
+            sql.SQL("alter table raw.{} add column if not exists _source_line bigint").format(
+                sql.Identifier(stream.table)
             )
         )
         statements.append(
@@ -232,6 +243,10 @@ class LoadResult:
     duration_s: float = 0.0
     source_files: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    parts: int = 1
+    """Files (days, pages) or tables this load read; `failures` lists those that failed."""
+    failures: list[str] = field(default_factory=list)
+    """Parts (a page, an export, the load itself) that failed, each as "part: first line of the error"."""
 
     def finish(self) -> None:
         self.finished_at = datetime.now(UTC)
@@ -270,7 +285,7 @@ def lock_stream(conn: psycopg.Connection, stream: str, partition_key: str = "") 
 def record_load(conn: psycopg.Connection, result: LoadResult, fingerprint: str | None = None) -> None:
     """Move the high-water mark and log the load (inside the load's transaction)."""
     result.finish()
-    if result.status == "success":
+    if result.status in ("success", "partial"):
         conn.execute(
             """
             insert into ops.load_state (stream, partition_key, high_water_mark, fingerprint, batch_id)
@@ -281,7 +296,7 @@ def record_load(conn: psycopg.Connection, result: LoadResult, fingerprint: str |
             """,
             (result.stream, result.partition_key, result.high_water_mark, fingerprint, result.batch_id),
         )
-    _log(conn, result, error=None)
+    _log(conn, result, error="; ".join(result.failures)[:2_000] or None)
 
 
 def _log(conn: psycopg.Connection, result: LoadResult, error: str | None) -> None:
@@ -301,12 +316,18 @@ def _log(conn: psycopg.Connection, result: LoadResult, error: str | None) -> Non
 
 @contextmanager
 def logged_failure(conn: psycopg.Connection, result: LoadResult) -> Iterator[None]:
-    """On an exception (after the load's transaction rolled back), log the failed load and re-raise."""
+    """On an exception (after the load's transaction rolled back), log the failed load and re-raise.
+
+    The logged counts and mark are cleared: the rows counted so far were rolled back with the load.
+    """
     try:
         yield
     except BaseException as error:
         result.finish()
         result.status = "failed"
+        result.received = result.loaded = result.quarantined = result.written = 0
+        result.high_water_mark = None
+        result.failures = [f"{result.partition_key or result.stream}: {first_line(error)}"]
         try:
             with conn.transaction():
                 _log(conn, result, error=f"{type(error).__name__}: {error}"[:2_000])
@@ -315,16 +336,41 @@ def logged_failure(conn: psycopg.Connection, result: LoadResult) -> Iterator[Non
         raise
 
 
+def first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"[:500]
+
+
+def load_event_partitions(
+    conn: psycopg.Connection, stream: EventStream, source_dir: Path, days: list[str], force: bool = False
+) -> list[LoadResult]:
+    """Each day in its own transaction: a day that fails is logged (status failed) and the later days
+    are still loaded; its result names the error."""
+    results = []
+    for day in days:
+        try:
+            results.append(load_event_partition(conn, stream, source_dir, day, force=force))
+        except Exception as error:
+            failed = LoadResult(stream.name, "", partition_key=day, status="failed")
+            failed.failures.append(f"{day}: {first_line(error)}")
+            failed.finish()
+            results.append(failed)
+    return results
+
+
 def write_quarantine(
     conn: psycopg.Connection, stream: str, partition_key: str, batch_id: str, rejections: parsers.Rejections
 ) -> None:
     if not rejections.items:
         return
     with conn.cursor().copy(
-        "copy ops.quarantine (stream, partition_key, source_location, record, reason, batch_id) from stdin"
+        "copy ops.quarantine (stream, partition_key, source_location, source_offset, record, reason,"
+        " batch_id) from stdin"
     ) as copy:
         for item in rejections.items:
-            copy.write_row((stream, partition_key, item.location, item.record, item.reason, batch_id))
+            copy.write_row(
+                (stream, partition_key, item.location, item.offset, item.record, item.reason, batch_id)
+            )
 
 
 def _copy_statement(table: sql.Composable, columns: list[str]) -> sql.Composable:
@@ -378,8 +424,8 @@ def load_event_partition(
             with cursor.copy(_copy_statement(table, [c for c, _ in columns])) as copy:
                 copy.set_types([binary_type(t) for _, t in columns])
                 write_row = copy.write_row
-                for row in parsers.read_jsonl(path, relative, stream.to_row, rejections):
-                    write_row(row + tail)
+                for line_number, row in parsers.read_jsonl(path, relative, stream.to_row, rejections):
+                    write_row((*row, line_number, *tail))
             result.loaded = result.written = cursor.rowcount
             result.quarantined = len(rejections)
             result.received = result.loaded + result.quarantined
@@ -454,27 +500,58 @@ def load_shop_table(
     """Rows of shop.<table> changed since the high-water mark (updated_at), upserted by primary key.
 
     The first load into an empty raw table (fast path) COPYs straight into it; later loads go
-    through a staging table and an upsert that keeps the newest version per key.
+    through a staging table and an upsert that keeps the newest version per key. Rows with an
+    updated_at past now + FUTURE_TOLERANCE are quarantined, so the mark never passes that.
     """
     result = LoadResult(table.stream, new_batch_id(table.stream))
+    newest_allowed = datetime.now(UTC) + FUTURE_TOLERANCE
+    raw_table = sql.Identifier("raw", table.stream)
     with logged_failure(conn, result), conn.transaction():
         lock_stream(conn, table.stream)
         mark = get_state(conn, table.stream).high_water_mark
         since = datetime.fromisoformat(mark) if mark else None
+        if since is not None and since > newest_allowed:
+            since = _newest_cursor(conn, raw_table, newest_allowed)
+            result.notes.append(f"mark {mark} was past now + {FUTURE_TOLERANCE}: reset to {since}")
         loaded_directly = False
-        if fast_path and since is None and _is_empty(conn, sql.Identifier("raw", table.stream)):
-            loaded_directly = _copy_shop_table_directly(conn, shop_url, table, result)
+        if fast_path and since is None and _is_empty(conn, raw_table):
+            loaded_directly = _copy_shop_table_directly(conn, shop_url, table, newest_allowed, result)
         if not loaded_directly:
-            _load_shop_changes_through_staging(conn, shop_url, table, since, fast_path, result)
+            _load_shop_changes_through_staging(
+                conn, shop_url, table, since, fast_path, newest_allowed, result
+            )
+        _replace_earlier_quarantine(conn, table, result.batch_id)
         newest = conn.execute(
-            sql.SQL("select max(updated_at) from raw.{} where _batch_id = %s").format(
-                sql.Identifier(table.stream)
-            ),
+            sql.SQL("select max(updated_at) from {} where _batch_id = %s").format(raw_table),
             (result.batch_id,),
         ).fetchone()[0]
-        result.high_water_mark = newest.isoformat() if newest else mark
+        result.high_water_mark = newest.isoformat() if newest else since.isoformat() if since else mark
         record_load(conn, result)
     return result
+
+
+def _newest_cursor(
+    conn: psycopg.Connection, table: sql.Composable, newest_allowed: datetime
+) -> datetime | None:
+    return conn.execute(
+        sql.SQL("select max(updated_at) from {} where updated_at <= %s").format(table), (newest_allowed,)
+    ).fetchone()[0]
+
+
+def _replace_earlier_quarantine(conn: psycopg.Connection, table: ShopTable, batch_id: str) -> None:
+    """A shop row quarantined again (same key: it is still bad and still past the mark) replaces its
+    earlier entry instead of adding one; rows without a key cannot be matched and stay."""
+    conn.execute(
+        """
+        delete from ops.quarantine earlier
+        where earlier.stream = %(stream)s and earlier.batch_id <> %(batch)s
+          and earlier.source_location not like '%%=null'
+          and earlier.source_location in (
+              select source_location from ops.quarantine where stream = %(stream)s and batch_id = %(batch)s
+          )
+        """,
+        {"stream": table.stream, "batch": batch_id},
+    )
 
 
 def _is_empty(conn: psycopg.Connection, table: sql.Composable) -> bool:
@@ -482,19 +559,18 @@ def _is_empty(conn: psycopg.Connection, table: sql.Composable) -> bool:
 
 
 def _copy_shop_table_directly(
-    conn: psycopg.Connection, shop_url: str, table: ShopTable, result: LoadResult
+    conn: psycopg.Connection, shop_url: str, table: ShopTable, newest_allowed: datetime, result: LoadResult
 ) -> bool:
     """COPY the whole shop table into its empty raw table; false (nothing done) on duplicate keys."""
     try:
         with conn.transaction():  # a savepoint: duplicate keys in the source fall back to staging
             result.loaded = result.written = copy_shop_changes(
                 shop_url, table, None, conn, sql.Identifier("raw", table.stream),
-                constants={"_batch_id": result.batch_id}, complete_only=True,
+                constants={"_batch_id": result.batch_id}, valid_before=newest_allowed,
             )  # fmt: skip
             rejections = parsers.Rejections()
-            for key, record, column in incomplete_shop_rows(shop_url, table):
-                location = f"shop.{table.name}:{table.primary_key}={key if key is not None else 'null'}"
-                rejections.add(location, record, parsers.missing_column_reason(column))
+            for key, record, reason in rejected_shop_rows(shop_url, table, newest_allowed):
+                rejections.add(_shop_location(table, key), record, reason)
             write_quarantine(conn, table.stream, "", result.batch_id, rejections)
     except psycopg.errors.UniqueViolation:
         result.notes.append(f"shop.{table.name} has duplicate {table.primary_key}s: newest version kept")
@@ -504,19 +580,26 @@ def _copy_shop_table_directly(
     return True
 
 
+def _shop_location(table: ShopTable, key: object) -> str:
+    return f"shop.{table.name}:{table.primary_key}={key if key is not None else 'null'}"
+
+
 def _load_shop_changes_through_staging(
     conn: psycopg.Connection,
     shop_url: str,
     table: ShopTable,
     since: datetime | None,
     fast_path: bool,
+    newest_allowed: datetime,
     result: LoadResult,
 ) -> None:
     staging_name = f"_staging_{table.stream}"
     staging = _create_staging(conn, staging_name, [(c.name, c.pg_type) for c in table.columns])
     if fast_path:
         result.received = copy_shop_changes(shop_url, table, since, conn, staging)
-        result.quarantined = _quarantine_incomplete_shop_rows(conn, table, staging, result.batch_id)
+        result.quarantined = _quarantine_rejected_shop_rows(
+            conn, table, staging, newest_allowed, result.batch_id
+        )
     else:
         rejections = parsers.Rejections()
         cursor = conn.cursor()
@@ -524,10 +607,10 @@ def _load_shop_changes_through_staging(
             copy.set_types([binary_type(c.pg_type) for c in table.columns])
             for record in read_shop_changes(shop_url, table, since):
                 try:
-                    copy.write_row(parsers.shop_row(table, record))
+                    copy.write_row(parsers.shop_row(table, record, newest_allowed))
                 except parsers.RecordError as error:
                     rejections.add(
-                        f"shop.{table.name}:{table.primary_key}={record.get(table.primary_key)}",
+                        _shop_location(table, record.get(table.primary_key)),
                         orjson.dumps(record, default=str),
                         str(error),
                     )
@@ -535,33 +618,37 @@ def _load_shop_changes_through_staging(
         result.received = cursor.rowcount + result.quarantined
         write_quarantine(conn, table.stream, "", result.batch_id, rejections)
     result.loaded = result.received - result.quarantined
-    complete = sql.SQL("{} is not null and updated_at is not null").format(sql.Identifier(table.primary_key))
+    valid = sql.SQL("{} is null").format(shop_row_problem(table, newest_allowed))
     result.written = _upsert(
         conn, staging, table.stream, table.column_names, table.primary_key,
-        {"_batch_id": result.batch_id}, where=complete,
+        {"_batch_id": result.batch_id}, where=valid,
     )  # fmt: skip
 
 
-def _quarantine_incomplete_shop_rows(
-    conn: psycopg.Connection, table: ShopTable, staging: sql.Identifier, batch_id: str
+def _quarantine_rejected_shop_rows(
+    conn: psycopg.Connection,
+    table: ShopTable,
+    staging: sql.Identifier,
+    newest_allowed: datetime,
+    batch_id: str,
 ) -> int:
-    """Rows the fast path copied without a primary key or updated_at go to quarantine."""
+    """Rows the fast path copied into staging that `shop_row_problem` rejects go to quarantine."""
     pk = sql.Identifier(table.primary_key)
     return conn.execute(
         sql.SQL(
             """
             insert into ops.quarantine (stream, partition_key, source_location, record, reason, batch_id)
-            select {stream}, '', {location} || coalesce(s.{pk}::text, 'null'), row_to_json(s)::text,
-                case when s.{pk} is null then {pk_reason} else {cursor_reason} end, {batch_id}
-            from {staging} s
-            where s.{pk} is null or s.updated_at is null
+            select {stream}, '', {location} || coalesce(s.{pk}::text, 'null'),
+                left(row_to_json(s)::text, {preview}), checked.problem, {batch_id}
+            from {staging} s, lateral (select {problem} as problem) checked
+            where checked.problem is not null
             """
         ).format(
             stream=sql.Literal(table.stream),
             location=sql.Literal(f"shop.{table.name}:{table.primary_key}="),
             pk=pk,
-            pk_reason=sql.Literal(parsers.missing_column_reason(table.primary_key)),
-            cursor_reason=sql.Literal(parsers.missing_column_reason(table.cursor_column)),
+            preview=sql.Literal(parsers.RECORD_PREVIEW_CHARS),
+            problem=shop_row_problem(table, newest_allowed, alias="s"),
             batch_id=sql.Literal(batch_id),
             staging=staging,
         )
@@ -569,60 +656,120 @@ def _quarantine_incomplete_shop_rows(
 
 
 def load_crm_contacts(conn: psycopg.Connection, source_dir: Path) -> LoadResult:
-    """CRM export folders newer than the high-water mark (export date), upserted by contact id.
+    """CRM export folders not loaded yet, upserted by contact id (the newest `updated_at` wins, so
+    exports may be applied in any order).
 
-    Exports are applied in date order; within the batch the newest `updated_at` per contact wins.
-    An export whose page count does not match `total_pages` (still being written) stops the batch
+    Exports newer than the high-water mark are applied in date order, each in its own savepoint: one
+    that fails, or holds a page that cannot be read, leaves the others loaded (status `partial`) and
+    keeps the mark before it, so it is read again on the next run; exports that did load completely
+    past it are remembered (ops.load_state, partition_key = export date) and not read again. An
+    export whose page count does not match `total_pages` (still being written) stops the batch
     before it, so it is picked up complete by a later run.
     """
-    result = LoadResult("crm_contacts", new_batch_id("crm_contacts"))
-    with logged_failure(conn, result):
-        rejections = parsers.Rejections()
-        columns = list(parsers.CRM_CONTACT_COLUMNS)
-        with conn.transaction():
-            lock_stream(conn, result.stream)
-            mark = get_state(conn, result.stream).high_water_mark
-            exports = [d for d in crm_export_dates(source_dir) if mark is None or d > mark]
-            staging = _create_staging(
-                conn, "_staging_crm_contacts",
-                [*zip(columns, CRM_CONTACT_TYPES, strict=True), ("_source_file", "text")],
-            )  # fmt: skip
-            cursor = conn.cursor()
-            loaded_through = mark
-            with cursor.copy(_copy_statement(staging, [*columns, "_source_file"])) as copy:
-                copy.set_types([binary_type(t) for t in (*CRM_CONTACT_TYPES, "text")])
-                for export_date in exports:
-                    pages = crm_export_pages(source_dir, export_date)
-                    export_rejections = parsers.Rejections()
-                    page_rows = []
-                    for page in pages:
-                        relative = str(page.relative_to(source_dir))
-                        rows, header = parsers.read_crm_page(page, relative, export_rejections)
-                        page_rows.append((relative, rows, header))
-                    expected = next((h.get("total_pages") for _, _, h in page_rows if h), None)
-                    if not pages or (isinstance(expected, int) and expected != len(pages)):
-                        result.notes.append(
-                            f"export {export_date} incomplete ({len(pages)} of {expected} pages): "
-                            "stopped before it"
-                        )
-                        break
-                    for relative, rows, _ in page_rows:
-                        for row in rows:
-                            copy.write_row((*row, relative))
-                        result.source_files.append(relative)
-                    rejections.items.extend(export_rejections.items)
-                    loaded_through = export_date
-            result.loaded = cursor.rowcount
-            result.quarantined = len(rejections)
-            result.received = result.loaded + result.quarantined
-            write_quarantine(conn, result.stream, "", result.batch_id, rejections)
-            result.written = _upsert(
-                conn, staging, "crm_contacts", [*columns, "_source_file"], "contact_id",
-                {"_batch_id": result.batch_id},
-            )  # fmt: skip
-            result.high_water_mark = loaded_through
-            record_load(conn, result)
+    result = LoadResult("crm_contacts", new_batch_id("crm_contacts"), parts=0)
+    with logged_failure(conn, result), conn.transaction():
+        lock_stream(conn, result.stream)
+        mark = get_state(conn, result.stream).high_water_mark
+        complete = _complete_crm_exports(conn)
+        dates = crm_export_dates(source_dir)
+        exports = [d for d in dates if (mark is None or d > mark) and d not in complete]
+        staging = _create_staging(
+            conn, "_staging_crm_contacts",
+            [*zip(parsers.CRM_CONTACT_COLUMNS, CRM_CONTACT_TYPES, strict=True), ("_source_file", "text")],
+        )  # fmt: skip
+        loaded_through, all_complete = mark, True
+        for export_date in exports:
+            pages = crm_export_pages(source_dir, export_date)
+            rejections = parsers.Rejections()
+            page_rows = []
+            for page in pages:
+                relative = str(page.relative_to(source_dir))
+                rows, header = parsers.read_crm_page(page, relative, rejections)
+                page_rows.append((relative, rows, header))
+            expected = next((h.get("total_pages") for _, _, h in page_rows if h), None)
+            if not pages or (isinstance(expected, int) and expected != len(pages)):
+                result.notes.append(
+                    f"export {export_date} incomplete ({len(pages)} of {expected} pages): stopped before it"
+                )
+                break
+            result.parts += len(pages)
+            failed = [f"{relative}: {reason}" for relative, _, header in page_rows if not header
+                      for reason in _page_reasons(rejections, relative)]  # fmt: skip
+            try:
+                with conn.transaction():  # a savepoint: this export fails alone
+                    _load_crm_export(conn, staging, export_date, page_rows, rejections, result)
+            except psycopg.Error as error:
+                failed.append(f"export {export_date}: {first_line(error)}")
+            result.failures += failed
+            if failed:
+                all_complete = False
+            elif all_complete:
+                loaded_through = export_date
+            else:
+                _remember_complete_crm_export(conn, export_date, result.batch_id)
+                complete.add(export_date)
+        for export_date in dates:  # past exports loaded completely on an earlier run
+            if loaded_through is None or export_date > loaded_through:
+                if export_date not in complete:
+                    break
+                loaded_through = export_date
+        conn.execute(
+            "delete from ops.load_state where stream = 'crm_contacts' and partition_key <> '' "
+            "and partition_key <= %s",
+            (loaded_through or "",),
+        )
+        result.high_water_mark = loaded_through
+        result.status = "partial" if result.failures else "success"
+        record_load(conn, result)
     return result
+
+
+def _page_reasons(rejections: parsers.Rejections, location: str) -> list[str]:
+    return [item.reason for item in rejections.items if item.location == location]
+
+
+def _complete_crm_exports(conn: psycopg.Connection) -> set[str]:
+    rows = conn.execute(
+        "select partition_key from ops.load_state where stream = 'crm_contacts' and partition_key <> ''"
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def _remember_complete_crm_export(conn: psycopg.Connection, export_date: str, batch_id: str) -> None:
+    conn.execute(
+        "insert into ops.load_state (stream, partition_key, high_water_mark, batch_id) "
+        "values ('crm_contacts', %s, %s, %s) on conflict (stream, partition_key) do nothing",
+        (export_date, export_date, batch_id),
+    )
+
+
+def _load_crm_export(
+    conn: psycopg.Connection,
+    staging: sql.Identifier,
+    export_date: str,
+    page_rows: list[tuple[str, list[tuple], dict]],
+    rejections: parsers.Rejections,
+    result: LoadResult,
+) -> None:
+    """One export's contacts upserted, its quarantine replacing what an earlier read of it left."""
+    columns = [*parsers.CRM_CONTACT_COLUMNS, "_source_file"]
+    conn.execute(sql.SQL("truncate {}").format(staging))
+    cursor = conn.cursor()
+    with cursor.copy(_copy_statement(staging, columns)) as copy:
+        copy.set_types([binary_type(t) for t in (*CRM_CONTACT_TYPES, "text")])
+        for relative, rows, _ in page_rows:
+            for row in rows:
+                copy.write_row((*row, relative))
+            result.source_files.append(relative)
+    conn.execute(
+        "delete from ops.quarantine where stream = 'crm_contacts' and partition_key = %s", (export_date,)
+    )
+    write_quarantine(conn, result.stream, export_date, result.batch_id, rejections)
+    written = _upsert(conn, staging, "crm_contacts", columns, "contact_id", {"_batch_id": result.batch_id})
+    result.loaded += cursor.rowcount
+    result.quarantined += len(rejections)
+    result.received = result.loaded + result.quarantined
+    result.written += written
 
 
 # --- previews for asset metadata -------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -22,6 +22,12 @@ from dagster_project.warehouse import connection
 
 SHOP_SCHEMA = "shop"
 RELAY_BYTES = 1 << 20
+FUTURE_TOLERANCE = timedelta(hours=24)
+"""How far past now a shop row's cursor may lie; beyond, the row is quarantined (it would poison the mark)."""
+TIMESTAMP_RANGE = ("0001-01-01 00:00:00+00", "9999-12-31 23:59:59.999999+00")
+"""What both Postgres and Python's datetime hold (in UTC)."""
+TEXT_LIMIT = 8_192
+EMAIL_LIMIT = 320
 DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -137,6 +143,63 @@ class SourcesResource(dg.ConfigurableResource):
 # --- shop: the two readers -------------------------------------------------------------------
 
 
+def text_limit(column: str) -> int:
+    return EMAIL_LIMIT if column == "email" else TEXT_LIMIT
+
+
+def future_reason(table: ShopTable) -> str:
+    hours = int(FUTURE_TOLERANCE.total_seconds() // 3600)
+    return (
+        f"'{table.cursor_column}' is more than {hours} hours in the future: as the incremental mark it "
+        "would hide every later change"
+    )
+
+
+def range_reason(column: str) -> str:
+    return f"'{column}' is infinity or out of range (in UTC it must lie in years 1 to 9999)"
+
+
+def length_reason(column: str) -> str:
+    return f"'{column}' is over the limit of {text_limit(column)} characters"
+
+
+def shop_row_problem(
+    table: ShopTable, newest: datetime, cast: bool = False, alias: str | None = None
+) -> sql.Composable:
+    """SQL giving the first reason a shop row cannot be loaded, null when it can (the SQLAlchemy
+    path checks the same in Python). `cast`: columns are not yet of the contract's types."""
+
+    def column(c: Column) -> sql.Composable:
+        name = sql.Identifier(alias, c.name) if alias else sql.Identifier(c.name)
+        return sql.SQL("{}::{}").format(name, sql.SQL(c.pg_type)) if cast else name
+
+    by_name = {c.name: c for c in table.columns}
+    checks: list[tuple[sql.Composable, str]] = [
+        (sql.SQL("{} is null").format(column(by_name[name])), missing_column_reason(name))
+        for name in (table.primary_key, table.cursor_column)
+    ]
+    low, high = (sql.Literal(v) for v in TIMESTAMP_RANGE)
+    for c in table.columns:
+        if c.pg_type == "timestamptz":
+            checks.append(
+                (sql.SQL("{} not between {} and {}").format(column(c), low, high), range_reason(c.name))
+            )
+        elif c.pg_type == "text":
+            limit = sql.Literal(text_limit(c.name))
+            checks.append((sql.SQL("length({}) > {}").format(column(c), limit), length_reason(c.name)))
+    cursor = column(by_name[table.cursor_column])
+    checks.append((sql.SQL("{} > {}").format(cursor, sql.Literal(newest)), future_reason(table)))
+    return sql.SQL("case {} end").format(
+        sql.SQL(" ").join(
+            sql.SQL("when {} then {}").format(condition, sql.Literal(reason)) for condition, reason in checks
+        )
+    )
+
+
+def missing_column_reason(column: str) -> str:
+    return f"missing required column '{column}'"
+
+
 def copy_shop_changes(
     shop_url: str,
     table: ShopTable,
@@ -144,13 +207,13 @@ def copy_shop_changes(
     target: psycopg.Connection,
     target_table: sql.Composable,
     constants: dict[str, str] | None = None,
-    complete_only: bool = False,
+    valid_before: datetime | None = None,
 ) -> int:
     """Fast path: rows changed after `since` streamed from the shop's COPY into `target_table`.
 
     Casts to the contract's types on the shop side, so the binary formats of both ends match;
-    `constants` become extra text columns (e.g. the batch id); `complete_only` leaves out rows
-    without a primary key or cursor value. Returns the number of rows copied.
+    `constants` become extra text columns (e.g. the batch id); `valid_before` leaves out rows that
+    `shop_row_problem` rejects (with that as the newest cursor allowed). Returns the rows copied.
     """
     constants = constants or {}
     source = psycopg.connect(connection.libpq_url(shop_url))
@@ -165,12 +228,8 @@ def copy_shop_changes(
     conditions: list[sql.Composable] = []
     if since is not None:
         conditions.append(sql.SQL("{} > {}").format(sql.Identifier(table.cursor_column), sql.Literal(since)))
-    if complete_only:
-        conditions.append(
-            sql.SQL("{} is not null and {} is not null").format(
-                sql.Identifier(table.primary_key), sql.Identifier(table.cursor_column)
-            )
-        )
+    if valid_before is not None:
+        conditions.append(sql.SQL("{} is null").format(shop_row_problem(table, valid_before, cast=True)))
     select = sql.SQL("select {columns} from {table} where {conditions}").format(
         columns=sql.SQL(", ").join(columns),
         table=sql.Identifier(SHOP_SCHEMA, table.name),
@@ -222,16 +281,14 @@ def _columns_of_contract_type(source: psycopg.Connection, table: ShopTable) -> s
     return matching
 
 
-def incomplete_shop_rows(shop_url: str, table: ShopTable) -> list[tuple[object, str, str]]:
-    """(primary key, record as JSON, missing column) of rows without a primary key or cursor value."""
+def rejected_shop_rows(shop_url: str, table: ShopTable, newest: datetime) -> list[tuple[object, str, str]]:
+    """(primary key, record as JSON, reason) of the rows `copy_shop_changes(valid_before=...)` leaves out."""
     query = sql.SQL(
-        "select {pk}, row_to_json(t)::text, case when {pk} is null then {pk_name} else {cursor_name} end "
-        "from {table} t where {pk} is null or {cursor} is null"
+        "select * from (select {pk}, row_to_json(t)::text, {problem} as problem from {table} t) as checked "
+        "where problem is not null"
     ).format(
         pk=sql.Identifier(table.primary_key),
-        pk_name=sql.Literal(table.primary_key),
-        cursor=sql.Identifier(table.cursor_column),
-        cursor_name=sql.Literal(table.cursor_column),
+        problem=shop_row_problem(table, newest, cast=True, alias="t"),
         table=sql.Identifier(SHOP_SCHEMA, table.name),
     )
     with psycopg.connect(connection.libpq_url(shop_url)) as source:
@@ -245,6 +302,8 @@ def read_shop_changes(
     import sqlalchemy as sa
 
     engine = connection.create_engine(shop_url)
+    if engine.dialect.driver == "psycopg2":
+        sa.event.listen(engine, "connect", _timestamps_out_of_range_as_text)
     source = sa.Table(
         table.name,
         sa.MetaData(),
@@ -261,6 +320,24 @@ def read_shop_changes(
                 yield {str(key): value for key, value in row.items()}
     finally:
         engine.dispose()
+
+
+def _timestamps_out_of_range_as_text(dbapi_connection: object, _record: object) -> None:
+    """psycopg2 reads 'infinity' as datetime.max and fails the whole read on year 10000: give those
+    values as their text instead, so the row is quarantined (shop_row rejects the text)."""
+    import psycopg2.extensions as pg
+
+    for default in (pg.PYDATETIMETZ, pg.PYDATETIME):
+
+        def cast(value: str | None, cursor: object, default: object = default) -> object:
+            if value is None or value in ("infinity", "-infinity"):
+                return value
+            try:
+                return default(value, cursor)  # type: ignore[operator]
+            except ValueError:
+                return value
+
+        pg.register_type(pg.new_type(default.values, f"SENDWISE_{default.name}", cast), dbapi_connection)
 
 
 # --- files ---------------------------------------------------------------------------------

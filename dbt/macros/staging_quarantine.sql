@@ -79,12 +79,15 @@
     )
 {%- endmacro %}
 
-{#- Events: the first copy of each id (the order decides which copy wins), with its quarantine reason.
-    Staging keeps the clean ones, the source's quarantine model the others. -#}
+{#- Events: the first copy of each id, with its quarantine reason. Staging keeps the clean ones, the
+    source's quarantine model the others; both call this, so they choose the same copy. The order is
+    total (a file line is loaded once: a reloaded day replaces its rows), so the choice is the same on
+    every build. Rows landed before raw had _source_line tie only among themselves. -#}
 {% macro checked_first_copies(relation, entity) -%}
+    {%- set file_order = '_loaded_at, _source_file, _source_line nulls last' -%}
     {%- set events = {
-        'esp_events': {'id': 'event_id', 'copy_order': '_loaded_at, _source_file'},
-        'web_events': {'id': 'message_id', 'copy_order': 'received_at nulls last, _loaded_at, _source_file'},
+        'esp_events': {'id': 'event_id', 'copy_order': file_order},
+        'web_events': {'id': 'message_id', 'copy_order': 'received_at nulls last, ' ~ file_order},
     }[entity] -%}
     select * from (
         select

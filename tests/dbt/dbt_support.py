@@ -25,7 +25,7 @@ RAW_COLUMNS: dict[str, tuple[str, ...]] = {
     **{table.stream: tuple(c.name for c in table.columns) for table in SHOP_TABLES.values()},
     "crm_contacts": tuple(parsers.CRM_CONTACT_COLUMNS),
     **{
-        stream.table: (*(name for name, _ in stream.columns), "_file_date")
+        stream.table: (*(name for name, _ in stream.columns), "_file_date", "_source_file", "_source_line")
         for stream in loaders.EVENT_STREAMS.values()
     },
 }

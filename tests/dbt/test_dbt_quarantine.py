@@ -25,12 +25,31 @@ BAD_ROWS = {
     ],
     "web_events": [_page("w-future", "a-1", "101", FUTURE)],
 }
+# Copies of one id landed in one load from one file, tied on every timestamp: the file's line order
+# decides (the first copy wins, on the staged and the quarantine side alike). They are inserted in the
+# opposite order, so a choice by physical order would stage the clean copy.
+TIED_COPIES = {
+    "esp_events": [
+        _esp("e-tie", "open", "esp-1", "alice@mail.org", "m1", FUTURE)
+        | {"_source_file": "esp/events/2026-03-12.jsonl", "_source_line": line, "event_timestamp": at}
+        for line, at in ((2, t("2026-03-12")), (1, FUTURE))
+    ],
+    "web_events": [
+        _page("w-tie", "a-1", "101", FUTURE) | {
+            "_source_file": "web/events/2026-03-12.jsonl", "_source_line": line, "event_timestamp": at,
+            "received_at": t("2026-03-12"),
+        }
+        for line, at in ((7, t("2026-03-12")), (3, FUTURE))
+    ],
+}  # fmt: skip
 EXPECTED = {
     "shop_orders:9001": ("shop", "negative order_total"),
     "shop_order_items:901": ("shop", "quantity <= 0"),
     "shop_order_items:902": ("shop", "unit_price < 0"),
     "esp_events:e-future": ("esp", "event_timestamp in the future"),
     "web_events:w-future": ("web", "event_timestamp in the future"),
+    "esp_events:e-tie": ("esp", "event_timestamp in the future"),
+    "web_events:w-tie": ("web", "event_timestamp in the future"),
 }
 RAW_KEYS = {
     "shop_orders": "order_id",
@@ -71,6 +90,8 @@ def quarantine_world(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -
     create_raw_tables(url)
     load_phase(url, 1)
     for table, rows in BAD_ROWS.items():
+        load_raw(url, table, rows)
+    for table, rows in TIED_COPIES.items():
         load_raw(url, table, rows)
     # A second copy of the future event lands later: still one event, still quarantined once.
     load_raw(url, "esp_events", BAD_ROWS["esp_events"][:1], loaded_at=NOW + timedelta(minutes=1))

@@ -48,3 +48,37 @@ def test_malformed_records_raise_with_the_reason(builder, record, reason: str) -
     with pytest.raises(parsers.RecordError) as raised:
         builder(record)
     assert str(raised.value).startswith(reason)
+
+
+def test_sources_md_lists_every_limit() -> None:
+    from pathlib import Path
+
+    from dagster_project.ingestion.sources import FUTURE_TOLERANCE
+
+    text = (Path(parsers.__file__).parent / "SOURCES.md").read_text()
+    limits = [
+        f"at most {parsers.MAX_ID_CHARS} characters",
+        f"at most {parsers.MAX_EMAIL_CHARS} characters",
+        f"at most {parsers.MAX_TEXT_CHARS:,}",
+        f"at most {parsers.MAX_JSON_DEPTH} deep",
+        f"at most {parsers.MAX_RECORD_BYTES >> 20} MiB",
+        f"at most {int(FUTURE_TOLERANCE.total_seconds() // 3600)} hours past now",
+        f"first {parsers.RECORD_PREVIEW_CHARS:,} characters",
+    ]
+    assert [limit for limit in limits if limit not in text] == []
+
+
+def test_a_record_failing_in_an_unforeseen_way_is_quarantined_not_raised(tmp_path) -> None:
+    path = tmp_path / "day.jsonl"
+    path.write_bytes(b'{"a": 1}\n{"a": 2}\n')
+
+    def to_row(record: dict) -> tuple:
+        if record["a"] == 1:
+            raise OverflowError("date value out of range")
+        return (record["a"],)
+
+    rejections = parsers.Rejections()
+    assert list(parsers.read_jsonl(path, "day.jsonl", to_row, rejections)) == [(2, (2,))]
+    assert [(r.location, r.reason, r.offset) for r in rejections.items] == [
+        ("day.jsonl:1", "unreadable record (OverflowError: date value out of range)", 0)
+    ]

@@ -194,7 +194,7 @@ CORRUPTIONS = [
     ),
     Corruption(
         "negative order totals",
-        "update raw.shop_orders set order_total = -order_total where order_id in (11, 12, 13)",
+        "update raw.shop_orders set order_total = -order_total where order_id % 10 = 1",  # past 5%
         {"raw_shop_orders": {"order_total_not_negative"}},
     ),
     Corruption(
