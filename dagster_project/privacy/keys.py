@@ -98,8 +98,8 @@ def install(conn: psycopg.Connection, home: Path | None = None) -> HashKey:
         conn.execute("select pg_advisory_xact_lock(hashtext('sendwise.privacy.keys'))")
         conn.execute(DDL)
         conn.execute(
-            "insert into ops.privacy_keys (name, inner_pad, outer_pad, fingerprint) values ('hash', %s, %s, %s) "
-            "on conflict (name) do nothing",
+            "insert into ops.privacy_keys (name, inner_pad, outer_pad, fingerprint) "
+            "values ('hash', %s, %s, %s) on conflict (name) do nothing",
             (configured.inner_pad, configured.outer_pad, configured.fingerprint),
         )
     installed = load(conn)

@@ -356,7 +356,10 @@ def test_analyst_cannot_find_a_person_by_hashing_a_guessed_email_nor_read_the_ke
     guesses = [hashlib.md5(email.encode()).hexdigest(), hashlib.sha256(email.encode()).hexdigest()]
     found = "select count(*) as n from marts.dim_customers_masked where email_hash = any(%s)"
     assert query(analyst_url, found, (guesses,))[0]["n"] == 0
-    sql_guesses = "select count(*) as n from marts.dim_customers_masked where email_hash in (md5(%s), encode(sha256(convert_to(%s, 'UTF8')), 'hex'))"
+    sql_guesses = (
+        "select count(*) as n from marts.dim_customers_masked "
+        "where email_hash in (md5(%s), encode(sha256(convert_to(%s, 'UTF8')), 'hex'))"
+    )
     assert query(analyst_url, sql_guesses, (email, email))[0]["n"] == 0
     # The key's holder finds her: the hash is a standard HMAC-SHA256 of the email.
     secret, _ = keys.configured_secret()
@@ -364,7 +367,10 @@ def test_analyst_cannot_find_a_person_by_hashing_a_guessed_email_nor_read_the_ke
         query(hand_world_url, found, ([hmac.new(secret, email.encode(), "sha256").hexdigest()],))[0]["n"] == 1
     )
     # Nor can the customer key be recomputed from an identifier.
-    keys_found = "select count(*) as n from marts.dim_customers_masked where customer_key = 'cus_' || substr(md5(%s), 1, 16)"
+    keys_found = (
+        "select count(*) as n from marts.dim_customers_masked "
+        "where customer_key = 'cus_' || substr(md5(%s), 1, 16)"
+    )
     assert query(analyst_url, keys_found, (f"email:{email}",))[0]["n"] == 0
     for forbidden in ("select * from ops.privacy_keys", "select inner_pad from ops.privacy_keys"):
         with pytest.raises(psycopg2.errors.InsufficientPrivilege):
