@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "docs": ("dagster_project.dbt.cli", "build the dbt docs (offline)"),
     "sync": ("dagster_project.activation.cli", "push segments and send times to the ESP"),
     "esp": ("dagster_project.activation.esp_cli", "inspect or serve the local ESP sandbox"),
+    "privacy": ("dagster_project.privacy.cli", "delete|suppress|unsuppress people (privacy requests)"),
 }
 
 

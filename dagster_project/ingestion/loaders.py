@@ -37,6 +37,7 @@ from dagster_project.ingestion.sources import (
     incomplete_shop_rows,
     read_shop_changes,
 )
+from dagster_project.privacy.suppression import drop_suppressed_records
 from dagster_project.warehouse import connection
 
 # psycopg's binary type names for the contract's SQL types.
@@ -131,6 +132,7 @@ create table if not exists ops.quarantine (
     quarantined_at timestamptz not null default now()
 );
 create index if not exists quarantine_stream_partition_idx on ops.quarantine (stream, partition_key);
+alter table ops.load_log add column if not exists suppressed bigint not null default 0;
 """
 
 
@@ -222,6 +224,9 @@ class LoadResult:
     received: int = 0
     loaded: int = 0
     quarantined: int = 0
+    suppressed: int = 0
+    """Records about people under a privacy request, dropped after landing (received = loaded +
+    quarantined + suppressed)."""
     written: int = 0
     """Raw rows inserted or changed (an older version or a duplicate within a batch is not written)."""
     high_water_mark: str | None = None
@@ -268,7 +273,9 @@ def lock_stream(conn: psycopg.Connection, stream: str, partition_key: str = "") 
 
 
 def record_load(conn: psycopg.Connection, result: LoadResult, fingerprint: str | None = None) -> None:
-    """Move the high-water mark and log the load (inside the load's transaction)."""
+    """Drop suppressed records, move the high-water mark and log the load (in the load's transaction)."""
+    if result.status == "success":
+        drop_suppressed(conn, result)
     result.finish()
     if result.status == "success":
         conn.execute(
@@ -284,17 +291,24 @@ def record_load(conn: psycopg.Connection, result: LoadResult, fingerprint: str |
     _log(conn, result, error=None)
 
 
+def drop_suppressed(conn: psycopg.Connection, result: LoadResult) -> None:
+    """Records of the batch about suppressed or deleted people go; they count as suppressed."""
+    result.suppressed = drop_suppressed_records(conn, result.stream, result.batch_id)
+    result.loaded -= result.suppressed
+    result.written = max(result.written - result.suppressed, 0)
+
+
 def _log(conn: psycopg.Connection, result: LoadResult, error: str | None) -> None:
     conn.execute(
         """
         insert into ops.load_log (batch_id, stream, partition_key, received, loaded, quarantined,
-            written, high_water_mark, status, error, started_at, finished_at)
-        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            suppressed, written, high_water_mark, status, error, started_at, finished_at)
+        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
         """,
         (
             result.batch_id, result.stream, result.partition_key, result.received, result.loaded,
-            result.quarantined, result.written, result.high_water_mark, result.status, error,
-            result.started_at, result.finished_at or datetime.now(UTC),
+            result.quarantined, result.suppressed, result.written, result.high_water_mark, result.status,
+            error, result.started_at, result.finished_at or datetime.now(UTC),
         ),
     )  # fmt: skip
 

@@ -121,8 +121,10 @@ def load(conn: psycopg.Connection) -> HashKey:
     return HashKey(bytes(row[0]), bytes(row[1]))
 
 
-def install_at(url: str) -> HashKey:
-    from dagster_project.warehouse import connection
-
-    with psycopg.connect(connection.libpq_url(url), autocommit=True) as conn:
-        return install(conn)
+def sql_keyed_hash(expression: str) -> str:
+    """SQL for the keyed hash of a text expression (as dbt's keyed_hash macro); null stays null."""
+    pad = "(select {} from ops.privacy_keys where name = 'hash')"
+    return (
+        f"encode(sha256({pad.format('outer_pad')} || sha256({pad.format('inner_pad')} || "
+        f"convert_to({expression}, 'UTF8'))), 'hex')"
+    )

@@ -87,6 +87,6 @@ def ensure_schemas(url: str) -> None:
                 conn.execute(sa.text(f"create schema if not exists {schema}"))
     finally:
         engine.dispose()
-    from dagster_project.privacy import keys
+    from dagster_project.privacy import requests
 
-    keys.install_at(url)  # dbt's keyed hashes read it
+    requests.install_at(url)  # dbt reads the hash key and the suppressed identities
