@@ -37,6 +37,7 @@ from dagster_project.ingestion.sources import (
     incomplete_shop_rows,
     read_shop_changes,
 )
+from dagster_project.privacy.masking import mask_text, mask_value
 from dagster_project.privacy.suppression import drop_suppressed_records
 from dagster_project.warehouse import connection
 
@@ -653,8 +654,9 @@ def batch_preview(conn: psycopg.Connection, table: str, batch_ids: list[str], li
     if not rows:
         return "_no rows landed in this run_"
     lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
-    for row in rows:
-        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+    for row in rows:  # masked: the Dagster UI shows this to anyone who can reach it
+        cells = (_cell(mask_value(name, value)) for name, value in zip(names, row, strict=True))
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -666,7 +668,7 @@ def quarantine_sample(conn: psycopg.Connection, batch_ids: list[str], limit: int
         (batch_ids, limit),
     ).fetchall()
     lines = ["| source location | reason |", "|---|---|"]
-    lines += [f"| {_cell(location, 100)} | {_cell(reason, 160)} |" for location, reason in rows]
+    lines += [f"| {_cell(mask_text(at), 100)} | {_cell(mask_text(reason), 160)} |" for at, reason in rows]
     return "\n".join(lines)
 
 

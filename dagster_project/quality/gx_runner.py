@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 
 import sqlalchemy as sa
 
+from dagster_project.privacy.masking import mask_sample
 from dagster_project.quality import report, results
 from dagster_project.quality.suites import (
     LOAD_LOG_KINDS,
@@ -414,6 +415,7 @@ class SuiteValidator:
                 sample = self._unexpected_rows_sample(expectation, spec)
         if observed is None and unexpected_count is not None:
             observed = f"{unexpected_count} of {body.get('element_count')} rows unexpected"
+        sample = mask_sample(sample, column=expectation.kwargs.get("column"))  # shown in the UI and reports
         note = _exception_message(result.exception_info or {})
         return results.CheckOutcome(
             check=expectation.check,
