@@ -133,7 +133,12 @@ create table if not exists ops.quarantine (
     quarantined_at timestamptz not null default now()
 );
 create index if not exists quarantine_stream_partition_idx on ops.quarantine (stream, partition_key);
-alter table ops.load_log add column if not exists suppressed bigint not null default 0;
+do $$ begin  -- logs created before privacy suppression (checked first: ALTER locks the table)
+    if not exists (select from information_schema.columns
+                   where table_schema = 'ops' and table_name = 'load_log' and column_name = 'suppressed') then
+        alter table ops.load_log add column suppressed bigint not null default 0;
+    end if;
+end $$;
 """
 
 

@@ -20,6 +20,7 @@ import psycopg
 from psycopg import sql
 
 from dagster_project.privacy.identities import RAW_IDENTITIES
+from dagster_project.privacy.keys import load
 from dagster_project.privacy.suppression import Person, raw_match_condition
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,8 @@ def delete_everywhere(conn: psycopg.Connection, person: Person) -> tuple[dict[st
     values = {v for v in values if v}
     emails |= {v.lower() for v in values if "@" in v}
     order_ids |= _order_ids(conn, person.customer_keys)
+    key = load(conn)  # their orders' items, should a source deliver them again, are dropped at load too
+    person.hashes.update(key.digest(f"shop_order_id:{order_id}") for order_id in order_ids)
     for schema, table, columns in _tables(conn):
         count = _delete_matching(conn, schema, table, columns, values, order_ids, person.customer_keys)
         if count:

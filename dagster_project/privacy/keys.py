@@ -95,8 +95,9 @@ def install(conn: psycopg.Connection, home: Path | None = None) -> HashKey:
     secret, explicit = configured_secret(home)
     configured = HashKey.from_secret(secret)
     with conn.transaction():
-        conn.execute("select pg_advisory_xact_lock(hashtext('sendwise.privacy.keys'))")
-        conn.execute(DDL)
+        if conn.execute("select to_regclass('ops.privacy_keys') is null").fetchone()[0]:
+            conn.execute("select pg_advisory_xact_lock(hashtext('sendwise.privacy.keys'))")
+            conn.execute(DDL)
         conn.execute(
             "insert into ops.privacy_keys (name, inner_pad, outer_pad, fingerprint) "
             "values ('hash', %s, %s, %s) on conflict (name) do nothing",

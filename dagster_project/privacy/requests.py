@@ -51,8 +51,9 @@ revoke all on ops.privacy_requests, ops.suppressed_identities from public;
 
 def ensure_tables(conn: psycopg.Connection) -> None:
     with conn.transaction():
-        conn.execute("select pg_advisory_xact_lock(hashtext('sendwise.privacy.ddl'))")
-        conn.execute(DDL)
+        if conn.execute("select to_regclass('ops.suppressed_identities') is null").fetchone()[0]:
+            conn.execute("select pg_advisory_xact_lock(hashtext('sendwise.privacy.ddl'))")
+            conn.execute(DDL)
 
 
 def install_at(url: str) -> None:

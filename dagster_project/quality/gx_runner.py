@@ -448,7 +448,8 @@ def _load_log_query(stream: str | None) -> str:
         str(stream).replace("'", "''")
     )
     return (
-        "select batch_id, partition_key, received, loaded + quarantined as accounted, loaded, quarantined, "
+        "select batch_id, partition_key, received, loaded + quarantined + suppressed as accounted, loaded, "
+        "quarantined, "
         "(select coalesce(sum(latest.quarantined)::float8 / nullif(sum(latest.received), 0), 0) from "
         f"(select distinct on (partition_key) received, quarantined {loads} "
         "order by partition_key, finished_at desc) latest) as quarantine_share " + loads
