@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sync": ("dagster_project.activation.cli", "push segments and send times to the ESP"),
     "esp": ("dagster_project.activation.esp_cli", "inspect or serve the local ESP sandbox"),
     "status": ("dagster_project.health.cli", "health report: sources, loads, quality, ESP sync, profiles"),
+    "privacy": ("dagster_project.privacy.cli", "delete|suppress|unsuppress people (privacy requests)"),
 }
 
 

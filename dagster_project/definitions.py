@@ -11,8 +11,16 @@ from dagster_project.dbt import definitions as dbt
 from dagster_project.health import definitions as health
 from dagster_project.ingestion import definitions as ingestion
 from dagster_project.ml import definitions as ml
+from dagster_project.privacy import definitions as privacy
 from dagster_project.quality import definitions as quality
 
 defs = dg.Definitions.merge(
-    ingestion.defs, dbt.defs, quality.defs, ml.defs, activation.defs, automation.defs, health.defs
+    ingestion.defs,
+    privacy.defs,
+    dbt.defs,
+    quality.defs,
+    ml.defs,
+    activation.defs,
+    automation.defs,
+    health.defs,
 )

@@ -50,10 +50,10 @@ def warehouse_url(pg_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     """A fresh, empty warehouse database with Sendwise's schemas; WAREHOUSE_URL points at it."""
     from dagster_project.warehouse import connection
 
+    monkeypatch.setenv("SENDWISE_HOME", str(tmp_path / "home"))  # before the hash key is installed
     url = _fresh_database(pg_server, "wh")
     connection.ensure_schemas(url)
     monkeypatch.setenv("WAREHOUSE_URL", url)
-    monkeypatch.setenv("SENDWISE_HOME", str(tmp_path / "home"))
     return url
 
 

@@ -17,6 +17,8 @@ class SendwiseDbtTranslator(DagsterDbtTranslator):
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
+            if dbt_resource_props.get("source_name") == "privacy":  # the privacy step's asset
+                return dg.AssetKey(["privacy", dbt_resource_props["name"]])
             return dg.AssetKey(
                 [RAW_KEY_PREFIX, dbt_resource_props["identifier"] or dbt_resource_props["name"]]
             )

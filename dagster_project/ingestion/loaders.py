@@ -39,6 +39,8 @@ from dagster_project.ingestion.sources import (
     rejected_shop_rows,
     shop_row_problem,
 )
+from dagster_project.privacy.masking import mask_text, mask_value
+from dagster_project.privacy.suppression import drop_suppressed_records
 from dagster_project.warehouse import connection
 
 # psycopg's binary type names for the contract's SQL types.
@@ -136,6 +138,12 @@ create table if not exists ops.quarantine (
 );
 create index if not exists quarantine_stream_partition_idx on ops.quarantine (stream, partition_key);
 alter table ops.quarantine add column if not exists source_offset bigint;
+do $$ begin  -- logs created before privacy suppression (checked first: ALTER locks the table)
+    if not exists (select from information_schema.columns
+                   where table_schema = 'ops' and table_name = 'load_log' and column_name = 'suppressed') then
+        alter table ops.load_log add column suppressed bigint not null default 0;
+    end if;
+end $$;
 """
 
 
@@ -233,6 +241,9 @@ class LoadResult:
     received: int = 0
     loaded: int = 0
     quarantined: int = 0
+    suppressed: int = 0
+    """Records about people under a privacy request, dropped after landing (received = loaded +
+    quarantined + suppressed)."""
     written: int = 0
     """Raw rows inserted or changed (an older version or a duplicate within a batch is not written)."""
     high_water_mark: str | None = None
@@ -283,7 +294,9 @@ def lock_stream(conn: psycopg.Connection, stream: str, partition_key: str = "") 
 
 
 def record_load(conn: psycopg.Connection, result: LoadResult, fingerprint: str | None = None) -> None:
-    """Move the high-water mark and log the load (inside the load's transaction)."""
+    """Drop suppressed records, move the high-water mark and log the load (in the load's transaction)."""
+    if result.status in ("success", "partial"):
+        drop_suppressed(conn, result)
     result.finish()
     if result.status in ("success", "partial"):
         conn.execute(
@@ -299,17 +312,24 @@ def record_load(conn: psycopg.Connection, result: LoadResult, fingerprint: str |
     _log(conn, result, error="; ".join(result.failures)[:2_000] or None)
 
 
+def drop_suppressed(conn: psycopg.Connection, result: LoadResult) -> None:
+    """Records of the batch about suppressed or deleted people go; they count as suppressed."""
+    result.suppressed = drop_suppressed_records(conn, result.stream, result.batch_id)
+    result.loaded -= result.suppressed
+    result.written = max(result.written - result.suppressed, 0)
+
+
 def _log(conn: psycopg.Connection, result: LoadResult, error: str | None) -> None:
     conn.execute(
         """
         insert into ops.load_log (batch_id, stream, partition_key, received, loaded, quarantined,
-            written, high_water_mark, status, error, started_at, finished_at)
-        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            suppressed, written, high_water_mark, status, error, started_at, finished_at)
+        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
         """,
         (
             result.batch_id, result.stream, result.partition_key, result.received, result.loaded,
-            result.quarantined, result.written, result.high_water_mark, result.status, error,
-            result.started_at, result.finished_at or datetime.now(UTC),
+            result.quarantined, result.suppressed, result.written, result.high_water_mark, result.status,
+            error, result.started_at, result.finished_at or datetime.now(UTC),
         ),
     )  # fmt: skip
 
@@ -786,8 +806,9 @@ def batch_preview(conn: psycopg.Connection, table: str, batch_ids: list[str], li
     if not rows:
         return "_no rows landed in this run_"
     lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
-    for row in rows:
-        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+    for row in rows:  # masked: the Dagster UI shows this to anyone who can reach it
+        cells = (_cell(mask_value(name, value)) for name, value in zip(names, row, strict=True))
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -799,7 +820,7 @@ def quarantine_sample(conn: psycopg.Connection, batch_ids: list[str], limit: int
         (batch_ids, limit),
     ).fetchall()
     lines = ["| source location | reason |", "|---|---|"]
-    lines += [f"| {_cell(location, 100)} | {_cell(reason, 160)} |" for location, reason in rows]
+    lines += [f"| {_cell(mask_text(at), 100)} | {_cell(mask_text(reason), 160)} |" for at, reason in rows]
     return "\n".join(lines)
 
 

@@ -30,6 +30,7 @@ from urllib.parse import urlparse
 
 import sqlalchemy as sa
 
+from dagster_project.privacy.masking import mask_sample
 from dagster_project.quality import report, results
 from dagster_project.quality.suites import (
     LOAD_LOG_KINDS,
@@ -420,6 +421,7 @@ class SuiteValidator:
                 sample = self._unexpected_rows_sample(expectation, spec)
         if observed is None and unexpected_count is not None:
             observed = f"{unexpected_count} of {body.get('element_count')} rows unexpected"
+        sample = mask_sample(sample, column=expectation.kwargs.get("column"))  # shown in the UI and reports
         note = _exception_message(result.exception_info or {})
         return results.CheckOutcome(
             check=expectation.check,
@@ -452,7 +454,8 @@ def _load_log_query(stream: str | None) -> str:
         str(stream).replace("'", "''")
     )
     return (
-        "select batch_id, partition_key, received, loaded + quarantined as accounted, loaded, quarantined, "
+        "select batch_id, partition_key, received, loaded + quarantined + suppressed as accounted, loaded, "
+        "quarantined, "
         "(select coalesce(sum(latest.quarantined)::float8 / nullif(sum(latest.received), 0), 0) from "
         f"(select distinct on (partition_key) received, quarantined {loads} "
         "order by partition_key, finished_at desc) latest) as quarantine_share " + loads

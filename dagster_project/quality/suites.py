@@ -235,7 +235,10 @@ def _parse_suite(raw: dict[str, Any], path: Path) -> SuiteSpec:
                     expect="column_pair_values_to_be_equal",
                     severity=severity,
                     kwargs={"column_A": "received", "column_B": "accounted"},
-                    description="Every load: loaded + quarantined = received (nothing silently dropped).",
+                    description=(
+                        "Every load: loaded + quarantined + suppressed (privacy) = received "
+                        "(nothing silently dropped)."
+                    ),
                     kind="loads_balanced",
                 ),
             ]

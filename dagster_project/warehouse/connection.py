@@ -87,3 +87,6 @@ def ensure_schemas(url: str) -> None:
                 conn.execute(sa.text(f"create schema if not exists {schema}"))
     finally:
         engine.dispose()
+    from dagster_project.privacy import requests
+
+    requests.install_at(url)  # dbt reads the hash key and the suppressed identities

@@ -347,6 +347,40 @@ def test_analyst_role_reads_marts_but_not_raw_or_pii(hand_world_url):
             query(analyst_url, forbidden)
 
 
+def test_analyst_cannot_find_a_person_by_hashing_a_guessed_email_nor_read_the_key(hand_world_url):
+    import hashlib
+    import hmac
+
+    from dagster_project.privacy import keys
+
+    analyst_url = hand_world_url.replace("postgresql://postgres@", "postgresql://sendwise_analyst@")
+    email = "alice@mail.org"
+    guesses = [hashlib.md5(email.encode()).hexdigest(), hashlib.sha256(email.encode()).hexdigest()]
+    found = "select count(*) as n from marts.dim_customers_masked where email_hash = any(%s)"
+    assert query(analyst_url, found, (guesses,))[0]["n"] == 0
+    sql_guesses = (
+        "select count(*) as n from marts.dim_customers_masked "
+        "where email_hash in (md5(%s), encode(sha256(convert_to(%s, 'UTF8')), 'hex'))"
+    )
+    assert query(analyst_url, sql_guesses, (email, email))[0]["n"] == 0
+    # The key's holder finds her: the hash is a standard HMAC-SHA256 of the email.
+    secret, _ = keys.configured_secret()
+    assert (
+        query(hand_world_url, found, ([hmac.new(secret, email.encode(), "sha256").hexdigest()],))[0]["n"] == 1
+    )
+    # Nor can the customer key be recomputed from an identifier.
+    keys_found = (
+        "select count(*) as n from marts.dim_customers_masked "
+        "where customer_key = 'cus_' || substr(md5(%s), 1, 16)"
+    )
+    assert query(analyst_url, keys_found, (f"email:{email}",))[0]["n"] == 0
+    for forbidden in ("select * from ops.privacy_keys", "select inner_pad from ops.privacy_keys"):
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            query(analyst_url, forbidden)
+    definition = query(analyst_url, "select definition from pg_views where viewname = 'dim_customers_masked'")
+    assert secret.decode() not in definition[0]["definition"]
+
+
 def test_docs_generate_offline_into_one_self_contained_page(hand_world_url: str, tmp_path):
     from dagster_project.dbt.project import run_dbt
 

@@ -278,3 +278,4 @@ final as (
 )
 
 select * from final
+where {{ not_suppressed('final.customer_key') }}

@@ -1,6 +1,7 @@
 {{ config(materialized='view') }}
 {#- dim_customers for analysts: PII masked (email as first letter + domain, names as initials, phone as
-    the last two digits) plus a stable hash of the email for joins without seeing it. -#}
+    the last two digits) plus a keyed hash (HMAC-SHA256) of the email for joins without seeing it: without the key, hashing a
+    guessed email finds nobody. -#}
 with customers as (
     select * from {{ ref('dim_customers') }}
 ),
@@ -10,7 +11,7 @@ final as (
         customer_key,
         case when email is not null
             then left(email, 1) || '***@' || split_part(email, '@', 2) end as email_masked,
-        md5(email) as email_hash,
+        {{ keyed_hash('email') }} as email_hash,
         left(first_name, 1) as first_name_initial,
         left(last_name, 1) as last_name_initial,
         case when phone is not null then '***' || right(phone, 2) end as phone_masked,

@@ -5,6 +5,7 @@
         incremental_strategy='delete+insert',
         on_schema_change='append_new_columns',
         indexes=[{'columns': ['email_event_id'], 'unique': True}, {'columns': ['customer_key']}],
+        post_hook=["{{ drop_suppressed_rows() }}"],
     )
 }}
 {#- Incremental: new events, plus events whose customer_key changed (identity merges) or whose delivery
@@ -54,6 +55,7 @@ final as (
             {%- endfor %}
         ) as is_machine_open
     from enriched
+    where {{ not_suppressed('enriched.customer_key') }}
 )
 
 select * from final

@@ -1,0 +1,200 @@
+"""Privacy requests on the hand-made world: alice (known to the CRM, the shop, the ESP and the web) is
+deleted and then found nowhere; carol is suppressed, left out of the marts and dropped at load."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from dbt_support import create_raw_tables, dbt_build, new_database, query
+from sendwise_hand_world import PEOPLE, load_phase
+
+from dagster_project.activation.client import RecordOutcome
+from dagster_project.ingestion import loaders
+from dagster_project.privacy import identities, requests
+
+# Everything the world says about alice, in the forms the sources wrote them.
+ALICE_TEXT = ["alice@mail.org", "Alice", "Ally"]  # found anywhere inside a text or JSON value
+ALICE_IDS = ["crm-1", "esp-1", "a-1", "101"]  # found as a whole value (or a JSON string)
+ALICE_PHONE_DIGITS = ["4155550101", "14155550101", "4155550199", "14155550199"]
+ALICE_ORDERS = [1001, 1002, 1003]
+SCHEMAS = ("raw", "staging", "intermediate", "marts", "snapshots", "ml", "activation", "ops", "public")
+
+
+class RecordingEsp:
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.deleted: list[str] = []
+
+    def delete_profiles(self, emails: list[str]) -> list[RecordOutcome]:
+        self.deleted += emails
+        return [RecordOutcome("", email, "ok") for email in emails]
+
+    def close(self) -> None:
+        pass
+
+
+def hits(url: str, customer_key: str) -> list[str]:
+    """Every (table, column) of the warehouse holding something of alice's."""
+    columns = query(
+        url,
+        """
+        select table_schema, table_name, column_name, data_type from information_schema.columns
+        where table_schema = any(%s) order by 1, 2, 3
+        """,
+        (list(SCHEMAS),),
+    )
+    found = []
+    for c in columns:
+        column = f'"{c["table_schema"]}"."{c["table_name"]}"."{c["column_name"]}"'
+        name = f'"{c["table_schema"]}"."{c["table_name"]}"'
+        if c["data_type"] in ("text", "character varying", "json", "jsonb"):
+            value = f'"{c["column_name"]}"::text'
+            condition = (
+                f"{value} ilike any(%(text)s) or btrim({value}) = any(%(ids)s) or {value} like any(%(json)s)"
+                f" or regexp_replace({value}, '\\D', '', 'g') = any(%(phones)s)"
+            )
+        elif c["data_type"] in ("bigint", "integer") and c["column_name"] in ("customer_id", "order_id"):
+            condition = f'"{c["column_name"]}" = any(%(numbers)s)'
+        else:
+            continue
+        params = {
+            "text": [f"%{t}%" for t in ALICE_TEXT] + [f"%{customer_key}%"],
+            "ids": ALICE_IDS + [customer_key],
+            "json": [f'%"{i}"%' for i in ALICE_IDS],
+            "phones": ALICE_PHONE_DIGITS,
+            "numbers": [101, *ALICE_ORDERS],
+        }
+        n = query(url, f"select count(*) as n from {name} where {condition}", params)[0]["n"]
+        if n:
+            found.append(f"{column}: {n}")
+    return found
+
+
+@dataclass
+class World:
+    url: str
+    alice: str
+    carol: str
+    people_before: int
+    hits_before: list[str]
+    outcomes: list[requests.Outcome]
+    esp: RecordingEsp
+    dbt_target: Path
+
+
+@pytest.fixture(scope="module")
+def world(pg_server: str, dbt_target: Path) -> World:
+    """The hand world after `delete` of alice (by an email spelt differently) and `suppress` of carol (by
+    one of her CRM ids), then a `dbt build` (incremental: the marts built before must lose carol too)."""
+    url = new_database(pg_server, "privacy")
+    create_raw_tables(url)
+    load_phase(url, 1)
+    with psycopg.connect(
+        url, autocommit=True
+    ) as conn:  # a quarantined record of hers, as the loader keeps it
+        conn.execute(
+            "insert into ops.quarantine (stream, partition_key, source_location, record, reason, batch_id) "
+            "values ('esp_events', '2026-03-01', 'esp/events/2026-03-01.jsonl:7', %s, 'bad timestamp', 'b1')",
+            (json.dumps({"event_id": "e99", "email": "alice@mail.org", "timestamp": "yesterday"}),),
+        )
+    dbt_build(url, dbt_target)
+    alice, carol = customer_key_of(url, "crm-1"), customer_key_of(url, "crm-3")
+    people_before = query(url, "select count(*) as n from marts.dim_customers")[0]["n"]
+    hits_before = hits(url, alice)
+    esp = RecordingEsp()
+    with psycopg.connect(url, autocommit=True) as conn:
+        requests.submit(conn, "delete", [identities.parse(" Alice@Mail.org")])
+        requests.submit(conn, "suppress", [identities.parse("crm_contact_id:crm-2")])
+        outcomes = requests.execute_pending(conn, esp)
+    dbt_build(url, dbt_target)
+    return World(url, alice, carol, people_before, hits_before, outcomes, esp, dbt_target)
+
+
+def customer_key_of(url: str, crm_contact_id: str) -> str:
+    rows = query(
+        url,
+        "select customer_key from intermediate.int_identity__record_keys where record_id = %s",
+        (crm_contact_id,),
+    )
+    return rows[0]["customer_key"]
+
+
+def load_esp_events(url: str, source_dir: Path, day: str, events: list[dict]) -> loaders.LoadResult:
+    path = source_dir / "esp" / "events" / f"{day}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    with loaders.connect(url) as conn:
+        return loaders.load_event_partition(conn, loaders.ESP_EVENTS, source_dir, day)
+
+
+def esp_event(event_id: str, profile: str, email: str) -> dict:
+    return {
+        "event_id": event_id,
+        "event_type": "open",
+        "profile_id": profile,
+        "email": email,
+        "campaign_id": "camp-m9",
+        "message_id": "m9",
+        "timestamp": "2026-03-31T10:00:00+00:00",
+    }
+
+
+def test_a_deleted_person_is_found_in_no_table_even_after_a_full_refresh(world: World):
+    assert len(world.hits_before) > 20  # the scan does find her where she was
+    delete, suppress = world.outcomes
+    assert delete.regulation == "delete" and delete.people_found == 1
+    assert delete.rows_removed["raw.crm_contacts"] == 1 and delete.rows_removed["raw.shop_orders"] == 3
+    assert delete.rows_removed["raw.shop_order_items"] >= 1 and delete.rows_removed["ops.quarantine"] == 1
+    assert "intermediate.int_identity__identifiers" in delete.rows_removed  # the memory full refresh keeps
+    assert "snapshots.snap_crm__contacts" in delete.rows_removed
+    assert world.esp.deleted == ["alice@mail.org"] and delete.esp_outcome == "1 ok"
+    assert hits(world.url, world.alice) == []
+    audit = query(world.url, "select * from ops.privacy_requests where regulation = 'delete'")
+    assert audit[0]["status"] == "done" and audit[0]["rows_removed"]["raw.shop_customers"] == 1
+    assert "alice" not in json.dumps(audit, default=str).lower()  # the audit keeps keyed hashes only
+    dbt_build(world.url, world.dbt_target, "--full-refresh")
+    assert hits(world.url, world.alice) == []
+    others = {p: ids for p, ids in PEOPLE.items() if p != "alice"}
+    shop = {r["customer_id"] for r in query(world.url, "select customer_id from raw.shop_customers")}
+    assert {i for ids in others.values() for i in ids["shop"]} <= shop  # nobody else lost a record
+
+
+def test_a_suppressed_person_leaves_the_marts_but_not_the_raw_layer(world: World):
+    assert world.outcomes[1].regulation == "suppress" and world.outcomes[1].people_found == 1
+    people = query(world.url, "select count(*) as n from marts.dim_customers")[0]["n"]
+    assert people == world.people_before - 2  # alice deleted, carol suppressed
+    for mart in ("dim_customers", "fct_customer_features", "dim_customers_masked"):
+        rows = query(world.url, f"select 1 from marts.{mart} where customer_key = %s", (world.carol,))
+        assert rows == [], mart
+    assert len(query(world.url, "select 1 from raw.crm_contacts where contact_id in ('crm-2', 'crm-3')")) == 2
+
+
+def test_new_records_of_suppressed_and_deleted_people_are_dropped_at_load(world: World, tmp_path: Path):
+    events = [
+        esp_event("e90", "esp-1", "alice@mail.org"),
+        esp_event("e91", "esp-3", "carol@x.com"),
+        esp_event("e92", "esp-77", "zoe@y.org"),
+    ]
+    result = load_esp_events(world.url, tmp_path, "2026-03-31", events)
+    assert (result.received, result.loaded, result.quarantined, result.suppressed) == (3, 1, 0, 2)
+    logged = query(
+        world.url,
+        "select received, loaded, suppressed from ops.load_log where batch_id = %s",
+        (result.batch_id,),
+    )
+    assert logged == [{"received": 3, "loaded": 1, "suppressed": 2}]
+    stored = query(world.url, "select event_id from raw.esp_events where _batch_id = %s", (result.batch_id,))
+    assert stored == [{"event_id": "e92"}]
+    assert hits(world.url, world.alice) == []
+
+    with psycopg.connect(world.url, autocommit=True) as conn:
+        requests.submit(conn, "unsuppress", [identities.parse("carol@x.com")])
+        [outcome] = requests.execute_pending(conn)
+    assert outcome.people_found == 1
+    again = load_esp_events(world.url, tmp_path, "2026-04-01", [esp_event("e93", "esp-3", "carol@x.com")])
+    assert (again.loaded, again.suppressed) == (1, 0)
