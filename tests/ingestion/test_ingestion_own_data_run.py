@@ -141,7 +141,8 @@ def test_run_on_a_shop_only(own_env: Path, warehouse_url: str, shop_url: str, ca
     for source in ("crm", "web", "esp"):
         assert f"source {source}: absent (no {source}/ folder in {own_env}); it loads nothing" in err
 
-    features = _features(warehouse_url, ["frequency", "monetary", "recency_days"], key="d.shop_customer_id::text")
+    by_shop_id = "d.shop_customer_id::text"
+    features = _features(warehouse_url, ["frequency", "monetary", "recency_days"], key=by_shop_id)
     assert features == _expected_shop_features()
     assert query(warehouse_url, "select count(*) from marts.dim_customers where email is null") == [(10,)]
     from_created_at = "select count(*) from marts.fct_orders where ordered_at_source = 'created_at'"
