@@ -1,5 +1,6 @@
-"""Faults during a load (issue 11, "Faults"): a load killed with SIGKILL in the middle of its COPY leaves
-nothing behind, and the rerun reaches exactly the state of an undisturbed load."""
+"""Faults during a load (issue 11, "Faults"): a load killed with SIGKILL in the middle of its COPY, or a
+warehouse stopped under it, leaves nothing behind, and the rerun reaches exactly the state of an
+undisturbed load."""
 
 from __future__ import annotations
 
@@ -78,3 +79,55 @@ def test_a_load_killed_mid_copy_leaves_nothing_and_the_rerun_is_exact(
     assert state(warehouse_url) == before  # nothing of the killed load is visible
     assert load(warehouse_url, tmp_path).status == "success"
     assert state(warehouse_url) == state(undisturbed)
+
+
+def test_a_warehouse_stopped_mid_copy_loses_nothing_and_the_rerun_is_exact(
+    fresh_database, tmp_path: Path
+) -> None:
+    """The warehouse itself goes down (immediate shutdown) while a load is in its COPY: after a restart
+    the day is as it was before that load, and the rerun reaches the undisturbed state exactly."""
+    import shutil
+    import tempfile
+
+    from dagster_project.warehouse import embedded
+
+    lines = [json.dumps(esp_event(f"w-{i}", DAY)).encode() for i in range(80)]
+    path = tmp_path / loaders.ESP_EVENTS.folder / f"{DAY}.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\n".join(lines))
+    undisturbed = fresh_database("wh")
+    load(undisturbed, tmp_path)
+
+    root = Path(tempfile.mkdtemp(prefix="sw-stop-", dir="/tmp"))  # short: the socket lives in it
+    data_dir = root / "pg"
+    try:
+        embedded.ensure_database(embedded.start(data_dir).url("postgres"), "stopped")
+        url = embedded.start(data_dir).url("stopped")
+        load(url, tmp_path)
+        os.utime(path, (time.time() + 5, time.time() + 5))  # the file "changed": the next load replaces it
+        before = state(url)
+
+        marker = tmp_path / "copying"
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        child = subprocess.Popen(
+            [sys.executable, "-c", KILLED_LOAD, url, str(tmp_path), str(marker), DAY],
+            env=env,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 90
+            while not marker.exists():
+                assert child.poll() is None and time.monotonic() < deadline, "the load never reached its COPY"
+                time.sleep(0.05)
+            embedded.stop(data_dir, mode="immediate")
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+
+        url = embedded.start(data_dir).url("stopped")
+        assert state(url) == before  # the interrupted load left nothing
+        assert load(url, tmp_path).status == "success"
+        assert state(url) == state(undisturbed)
+    finally:
+        embedded.stop(data_dir, mode="immediate")
+        shutil.rmtree(root, ignore_errors=True)
