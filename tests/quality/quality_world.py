@@ -122,7 +122,10 @@ select 'ck-' || g as customer_key, case when g % 4 = 0 then null else g % 60 end
     g % 12 as web_sessions_30d, g % 40 as web_page_views_30d, 95.5 as avg_session_duration_seconds,
     g % 20 as active_days_30d, 90 as days_since_registration, 'shoes,bags' as top_categories,
     (g % 100) / 100.0 as engagement_score, 'loyal' as behavioural_segments,
-    (g % 40) * 12.5::numeric as lifetime_value
+    (g % 40) * 12.5::numeric as lifetime_value,
+    greatest(g % 5 - 1, 0) as repeat_frequency, case when g % 5 > 1 then 30.0 end as repeat_monetary_value,
+    case when g % 5 > 0 then (g % 5 - 1) * 7 end as purchase_span_days,
+    case when g % 5 > 0 then (g % 5 - 1) * 7 + 5 end as purchase_age_days
 from generate_series(1, {customers}) g;
 
 create table ml.customer_segments as
@@ -201,6 +204,11 @@ CORRUPTIONS = [
         "more opens than sends (rates in [0, 1] are dbt's tests)",
         "update marts.fct_customer_features set email_unique_opens_30d = 15 where customer_key = 'ck-3'",
         {"fct_customer_features": {"opens_not_above_sends_30d"}},
+    ),
+    Corruption(
+        "repeat purchases counted per order instead of per purchase day beyond the first",
+        "update marts.fct_customer_features set repeat_frequency = frequency where customer_key = 'ck-7'",
+        {"fct_customer_features": {"repeat_figures_consistent"}},
     ),
     Corruption(
         "send hour out of the week",
