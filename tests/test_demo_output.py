@@ -110,3 +110,13 @@ def test_a_step_of_many_assets_prints_a_count_and_each_warning_once(capsys) -> N
     assert warnings_shown == [
         "  ! Logging an `AssetObservation` instead of an `AssetCheckResult` for test_0"
     ]  # once, without Dagster's "job - run id - step - " prefix
+
+
+def test_a_warehouse_gone_mid_run_gives_a_summary_line_not_a_traceback(tmp_path) -> None:
+    from dagster_project.automation.pipeline import summary_table, warehouse_summary
+
+    gone = f"postgresql://postgres@/sendwise?host={tmp_path / 'no-server'}"
+    line = warehouse_summary(gone, lambda: summary_table(gone))
+    assert line.startswith("(no summary: the warehouse did not answer: ")
+    assert "\n" not in line
+    assert warehouse_summary(gone, lambda: "rows") == "rows"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import dagster as dg
@@ -96,9 +97,7 @@ def run_and_report(settings: Settings, url: str, started: float, step: int, step
         say(f"      dbt's output and warnings: {log_path}")
         outcome = materialize_everything(settings)
     say(f"[{step + 1}/{steps}] summary")
-    print(summary_table(url))
-    print()
-    print(run_summary(url))
+    print(warehouse_summary(url, lambda: summary_table(url) + "\n\n" + run_summary(url)))
     print(f"Warehouse:   {url}")
     print(f"             psql \"{url}\"")
     print("Dagster UI:  make dev, then open http://127.0.0.1:3000 (these runs are there)")
@@ -106,6 +105,19 @@ def run_and_report(settings: Settings, url: str, started: float, step: int, step
     print(f"Finished in {time.monotonic() - started:.0f}s: "
           + ("all runs succeeded." if outcome.success else f"FAILED: {outcome.report()}"))  # fmt: skip
     return 0 if outcome.success else 1
+
+
+def warehouse_summary(url: str, build: Callable[[], str]) -> str:
+    """The summary the warehouse gives, or one line saying why it cannot (a warehouse that went down
+    mid-run must end the command in its FAILED line, not in a traceback from the summary)."""
+    import psycopg
+    import sqlalchemy as sa
+
+    try:
+        return build()
+    except (psycopg.Error, sa.exc.SQLAlchemyError, OSError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return f"(no summary: the warehouse did not answer: {first})"
 
 
 def table_row_counts(url: str) -> list[tuple[str, str, int]]:
