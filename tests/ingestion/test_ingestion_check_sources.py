@@ -71,5 +71,5 @@ def test_thresholds_are_listed_with_their_defaults_and_overrides(broken: Path, m
     monkeypatch.setenv("SENDWISE_QUALITY_THRESHOLDS", "raw_shop_customers.email_null_share=0.5")
     cli_main(["check-sources", "--thresholds"])
     out = capsys.readouterr().out
-    assert "raw_shop_customers.email_null_share [error]: mostly=0.95 -> mostly=0.5" in out
+    assert "raw_shop_customers.email_null_share [warn]: mostly=0.95 -> mostly=0.5" in out
     assert "raw_shop_orders.row_count_vs_previous_run [error]: max_shrink=0.2\n" in out
