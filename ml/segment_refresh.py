@@ -22,7 +22,7 @@ from ml.segmentation import (
     count_moved,
     member_centroids,
     nearest_centroids,
-    readable_centroids,
+    profile_frame,
 )
 
 
@@ -136,20 +136,7 @@ def assign_segments(
     sizes = np.bincount(positions, minlength=len(ids))
     scaled = model.transform.transform(features)
     original = model.transform.to_original_units(member_centroids(scaled, positions, len(ids)))
-    profiles = pd.concat(
-        [
-            pd.DataFrame(
-                {
-                    "segment_id": ids,
-                    "segment_name": names,
-                    "size": sizes.astype(np.int64),
-                    "share": sizes / max(len(features), 1),
-                }
-            ),
-            readable_centroids(original),
-        ],
-        axis=1,
-    ).sort_values("segment_id", ignore_index=True)
+    profiles = profile_frame(ids, names, sizes, len(features), original)
     moved = count_moved(previous_assignments, assignments[[KEY, "segment_id"]])
     metrics: dict[str, Any] = {
         "customers": len(features),

@@ -155,6 +155,22 @@ def nearest_centroids(kmeans: KMeans, points: np.ndarray) -> tuple[np.ndarray, n
     return nearest, first, np.clip(confidence, 0.0, 1.0)
 
 
+def profile_frame(
+    ids: Any, names: Any, sizes: np.ndarray, customers: int, original: pd.DataFrame
+) -> pd.DataFrame:
+    """ml.segment_profiles rows: id, name, size, share, then the readable centroid of each segment."""
+    frame = pd.DataFrame(
+        {
+            "segment_id": ids,
+            "segment_name": names,
+            "size": sizes.astype(np.int64),
+            "share": sizes / max(customers, 1),
+        }
+    )
+    profiles = pd.concat([frame, readable_centroids(original)], axis=1)
+    return profiles.sort_values("segment_id", ignore_index=True)
+
+
 def member_centroids(scaled: np.ndarray, clusters: np.ndarray, k: int) -> np.ndarray:
     """Mean of each cluster's members in scaled units (zeros for an empty cluster)."""
     sizes = np.bincount(clusters, minlength=k)
@@ -267,20 +283,7 @@ def _fit_segments(
             "confidence": confidence,
         }
     )
-    profiles = pd.concat(
-        [
-            pd.DataFrame(
-                {
-                    "segment_id": ids,
-                    "segment_name": segment_names,
-                    "size": sizes.astype(np.int64),
-                    "share": sizes / max(len(features), 1),
-                }
-            ),
-            readable_centroids(original),
-        ],
-        axis=1,
-    ).sort_values("segment_id", ignore_index=True)
+    profiles = profile_frame(ids, segment_names, sizes, len(features), original)
 
     chosen = k_scores.set_index("k").loc[k]
     moved = count_moved(previous_assignments, assignments)
