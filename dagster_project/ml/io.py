@@ -260,11 +260,18 @@ def write_segmentation(
 
 
 def write_send_times(conn: psycopg.Connection, run: ModelRun, predictions: pd.DataFrame) -> None:
+    replace_model_table(conn, "ml.send_time_predictions", SEND_TIME_DDL, predictions, run)
+
+
+def replace_model_table(
+    conn: psycopg.Connection, table: str, ddl: str, rows: pd.DataFrame, run: ModelRun
+) -> None:
+    """Replace `table` with this run's rows and record the run, in one transaction (serialised per table)."""
     with conn.transaction(), conn.cursor() as cursor:
-        cursor.execute("select pg_advisory_xact_lock(hashtext('ml.send_time_predictions'))")
-        cursor.execute(SEND_TIME_DDL)
-        cursor.execute("truncate ml.send_time_predictions")
-        _copy_frame(conn, "ml.send_time_predictions", predictions)
+        cursor.execute("select pg_advisory_xact_lock(hashtext(%s))", (table,))
+        cursor.execute(ddl)
+        cursor.execute(f"truncate {table}")
+        _copy_frame(conn, table, rows)
         _upsert_run(conn, run)
 
 

@@ -6,11 +6,17 @@ from __future__ import annotations
 import pandas as pd
 import psycopg
 
-from dagster_project.ml.io import MARTS, _copy_frame, _upsert_run, read_email_events, read_frame, table_exists
+from dagster_project.ml.io import (
+    MARTS,
+    read_data_as_of,
+    read_email_events,
+    read_frame,
+    replace_model_table,
+    table_exists,
+)
 from ml.affinity import campaign_value
 from ml.registry import ModelRun
 
-AS_OF_TABLE = "intermediate.int_calendar__as_of"
 BANDS = "churn_risk_band in ('Low', 'Medium', 'High')"
 
 CUSTOMER_VALUE_DDL = f"""
@@ -72,23 +78,15 @@ def read_engagement(conn: psycopg.Connection) -> pd.DataFrame | None:
 
 def read_as_of(conn: psycopg.Connection, orders: pd.DataFrame) -> pd.Timestamp:
     """The build's as-of (dbt's int_calendar__as_of), else the newest order: never the wall clock."""
-    if table_exists(conn, AS_OF_TABLE):
-        with conn.cursor() as cursor:
-            cursor.execute(f"select as_of_at from {AS_OF_TABLE}")
-            row = cursor.fetchone()
-        if row and row[0] is not None:
-            return pd.Timestamp(row[0]).tz_convert("UTC")
+    as_of = read_data_as_of(conn)
+    if as_of is not None:
+        return as_of
     latest = orders["ordered_at"].max() if len(orders) else pd.NaT
     return pd.Timestamp("1970-01-01", tz="UTC") if pd.isna(latest) else pd.Timestamp(latest)
 
 
 def write_customer_value(conn: psycopg.Connection, run: ModelRun, values: pd.DataFrame) -> None:
-    with conn.transaction(), conn.cursor() as cursor:
-        cursor.execute("select pg_advisory_xact_lock(hashtext('ml.customer_value'))")
-        cursor.execute(CUSTOMER_VALUE_DDL)
-        cursor.execute("truncate ml.customer_value")
-        _copy_frame(conn, "ml.customer_value", values)
-        _upsert_run(conn, run)
+    replace_model_table(conn, "ml.customer_value", CUSTOMER_VALUE_DDL, values, run)
 
 
 def campaign_value_by_audience(conn: psycopg.Connection, cost_per_send: float) -> pd.DataFrame | None:
