@@ -5,7 +5,7 @@ import warnings
 import dagster as dg
 import psycopg
 
-from dagster_project.ingestion import loaders, presence
+from dagster_project.ingestion import loaders, presence, upserts
 from dagster_project.ingestion.loaders import ESP_EVENTS, WEB_EVENTS, EventStream, LoadResult
 from dagster_project.ingestion.sources import SHOP_TABLES, ShopTable, SourcesResource
 from dagster_project.settings import get_settings
@@ -128,7 +128,7 @@ def shop_table_asset(table: ShopTable) -> dg.AssetsDefinition:
                 return absent
             fast = sources.shop_fast_path and sources.shop_is_postgres()
             try:
-                result = loaders.load_shop_table(conn, sources.get_shop_url(), table, fast_path=fast)
+                result = upserts.load_shop_table(conn, sources.get_shop_url(), table, fast_path=fast)
             except Exception as error:
                 raise _failure(table.stream, error) from error
             _log_result(context, result)
@@ -154,7 +154,7 @@ def crm_contacts(
         if absent := absent_result(context, conn, sources, "crm", "crm_contacts"):
             return absent
         try:
-            result = loaders.load_crm_contacts(conn, sources.get_source_dir())
+            result = upserts.load_crm_contacts(conn, sources.get_source_dir())
         except Exception as error:
             raise _failure("crm_contacts", error) from error
         _log_result(context, result)

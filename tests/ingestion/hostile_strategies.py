@@ -19,7 +19,7 @@ import psycopg
 from hypothesis import strategies as st
 from ingestion_helpers import contact, esp_event, web_event, write_crm_export
 
-from dagster_project.ingestion import loaders
+from dagster_project.ingestion import loaders, upserts
 from dagster_project.warehouse import connection
 
 DAY = "2025-01-02"
@@ -210,9 +210,9 @@ def check_crm_export(
             page.write_text("[1, 2]")
     unreadable = sum(how in ("cut", "not_a_page", "invalid") for how in spoil)
     with loaders.connect(url) as conn:
-        result = loaders.load_crm_contacts(conn, source_dir)
+        result = upserts.load_crm_contacts(conn, source_dir)
         first = snapshot(url, "crm_contacts", "contact_id")
-        again = loaders.load_crm_contacts(conn, source_dir)
+        again = upserts.load_crm_contacts(conn, source_dir)
     readable = [results for results, how in zip(pages, spoil, strict=True) if how in ("none", "bom")]
     assert result.received == sum(map(len, readable)) + unreadable == result.loaded + result.quarantined
     assert result.status == ("partial" if unreadable else "success")
@@ -262,9 +262,9 @@ def check_shop_table(url: str, shop_url: str, rows: list[tuple], fast_path: bool
             )
     table = loaders.SHOP_TABLES["customers"]
     with loaders.connect(url) as conn:
-        result = loaders.load_shop_table(conn, shop_url, table, fast_path=fast_path)
+        result = upserts.load_shop_table(conn, shop_url, table, fast_path=fast_path)
         first = snapshot(url, "shop_customers", "customer_id")
-        loaders.load_shop_table(conn, shop_url, table, fast_path=fast_path)
+        upserts.load_shop_table(conn, shop_url, table, fast_path=fast_path)
     assert result.received == len(rows) == result.loaded + result.quarantined
     raw, quarantine = first
     assert len(raw) == result.loaded and len(quarantine) == result.quarantined

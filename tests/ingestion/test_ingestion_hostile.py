@@ -10,7 +10,7 @@ import pytest
 from hostile_corpus import DAY, LINE_CASES, MEGABYTE_ID
 from ingestion_helpers import contact, esp_event, query, scalar, web_event, write_crm_export
 
-from dagster_project.ingestion import loaders
+from dagster_project.ingestion import loaders, upserts
 
 VALID = {
     "web_events": lambda i: json.dumps(web_event(f"w-ok-{i}", DAY)).encode(),
@@ -128,7 +128,7 @@ def test_crm_page_with_a_byte_order_mark_loads(warehouse_url: str, tmp_path: Pat
     page.write_bytes(b"\xef\xbb\xbf" + page.read_bytes())
     with loaders.connect(warehouse_url) as conn:
         loaders.ensure_tables(conn)
-        result = loaders.load_crm_contacts(conn, tmp_path)
+        result = upserts.load_crm_contacts(conn, tmp_path)
     assert (result.loaded, result.quarantined) == (2, 0)
     assert scalar(warehouse_url, "select count(*) from ops.quarantine") == 0
 
@@ -150,7 +150,7 @@ def test_hostile_crm_contacts_are_quarantined_alone(warehouse_url: str, tmp_path
     )
     with loaders.connect(warehouse_url) as conn:
         loaders.ensure_tables(conn)
-        result = loaders.load_crm_contacts(conn, tmp_path)
+        result = upserts.load_crm_contacts(conn, tmp_path)
     assert (result.received, result.loaded, result.quarantined) == (6, 1, 5)
     reasons = dict(query(warehouse_url, "select source_location, reason from ops.quarantine"))
     page = "crm/contacts/2025-01-01/page-00001.json"

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from ingestion_helpers import SHOP_DDL, execute, query, scalar
 
-from dagster_project.ingestion import loaders
+from dagster_project.ingestion import loaders, upserts
 
 CUSTOMERS = loaders.SHOP_TABLES["customers"]
 FAR_FUTURE = (datetime.now(UTC) + timedelta(days=3650)).isoformat()
@@ -37,7 +37,7 @@ def insert_customers(shop_url: str, rows: dict[int, tuple[str, str, str]]) -> No
 def load(url: str, shop_url: str, fast_path: bool) -> loaders.LoadResult:
     with loaders.connect(url) as conn:
         loaders.ensure_tables(conn)
-        return loaders.load_shop_table(conn, shop_url, CUSTOMERS, fast_path=fast_path)
+        return upserts.load_shop_table(conn, shop_url, CUSTOMERS, fast_path=fast_path)
 
 
 @pytest.mark.parametrize("incremental", [False, True], ids=["first-load", "incremental"])

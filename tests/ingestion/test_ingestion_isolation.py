@@ -18,7 +18,7 @@ from ingestion_helpers import (
     write_events,
 )
 
-from dagster_project.ingestion import loaders
+from dagster_project.ingestion import loaders, upserts
 from dagster_project.ingestion.assets import finish
 from dagster_project.ingestion.definitions import build_defs
 from dagster_project.ingestion.sources import SourcesResource
@@ -98,9 +98,9 @@ def test_a_failed_load_logs_no_rolled_back_counts(
     with loaders.connect(warehouse_url) as conn:
         loaders.ensure_tables(conn)
         with pytest.raises(RuntimeError):
-            loaders.load_shop_table(conn, shop_url, loaders.SHOP_TABLES["customers"])
+            upserts.load_shop_table(conn, shop_url, loaders.SHOP_TABLES["customers"])
         with pytest.raises(RuntimeError):
-            loaders.load_crm_contacts(conn, sources)
+            upserts.load_crm_contacts(conn, sources)
         results = loaders.load_event_partitions(conn, loaders.WEB_EVENTS, sources, DAYS[:2])
         with pytest.raises(dg.Failure) as raised:
             finish(conn, "web_events", results)
@@ -122,7 +122,7 @@ def test_a_failed_load_logs_no_rolled_back_counts(
 def load_crm(url: str, source_dir: Path) -> loaders.LoadResult:
     with loaders.connect(url) as conn:
         loaders.ensure_tables(conn)
-        return loaders.load_crm_contacts(conn, source_dir)
+        return upserts.load_crm_contacts(conn, source_dir)
 
 
 def test_an_unreadable_crm_page_fails_alone_and_its_export_is_retried(

@@ -21,7 +21,7 @@ from ingestion_helpers import (
     write_jsonl,
 )
 
-from dagster_project.ingestion import loaders
+from dagster_project.ingestion import loaders, upserts
 from dagster_project.ingestion.partitions import changed_partition_keys
 from dagster_project.ingestion.sources import SourcesResource
 from dagster_project.settings import get_settings
@@ -249,7 +249,7 @@ def test_generic_sqlalchemy_path_coerces_types_and_quarantines_what_it_cannot(
     execute(shop_url, *statements)
     with loaders.connect(warehouse_url) as conn:
         loaders.ensure_tables(conn)
-        result = loaders.load_shop_table(conn, shop_url, loaders.SHOP_TABLES["customers"], fast_path=False)
+        result = upserts.load_shop_table(conn, shop_url, loaders.SHOP_TABLES["customers"], fast_path=False)
     assert (result.received, result.loaded, result.quarantined) == (3, 1, 2)
     reasons = dict(query(warehouse_url, "select source_location, reason from ops.quarantine"))
     assert reasons == {
@@ -301,9 +301,9 @@ def test_shop_without_primary_key_keeps_newest_version_and_quarantines_rows_with
     table = loaders.SHOP_TABLES["customers"]
     with loaders.connect(warehouse_url) as conn:
         loaders.ensure_tables(conn)
-        first = loaders.load_shop_table(conn, shop_url, table)
+        first = upserts.load_shop_table(conn, shop_url, table)
         execute(shop_url, "insert into shop.customers (customer_id, updated_at) values (null, '2025-02-01')")
-        second = loaders.load_shop_table(conn, shop_url, table)
+        second = upserts.load_shop_table(conn, shop_url, table)
 
     assert (first.received, first.loaded, first.quarantined, first.written) == (4, 3, 1, 2)
     assert any("duplicate customer_ids" in note for note in first.notes)
