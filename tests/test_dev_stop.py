@@ -1,4 +1,5 @@
-"""`sendwise dev` stops cleanly on Ctrl-C: the UI, the daemon and the runs, within a bounded time."""
+"""`sendwise dev` stops cleanly on Ctrl-C: the UI, the daemon and the runs, within a bounded time (and,
+while it runs, its UI serves the plots the assets link to)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ import pytest
 from dagster_project.automation import stopping
 from dagster_project.automation.dev import STOP_WITHIN_S
 from dagster_project.automation.instance import ensure_dagster_home
+from dagster_project.automation.ui_images import plot_markdown
 from dagster_project.cli import main as cli_main
 from dagster_project.settings import PROJECT_ROOT, get_settings
 from dagster_project.warehouse import connection
 
 DAY = "2026-02-02"
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
 
 
 def _free_port() -> int:
@@ -53,8 +56,8 @@ def _answers(url: str) -> bool:
 
 @pytest.mark.slow
 def test_ctrl_c_stops_dev_and_cancels_its_runs(warehouse_url: str, monkeypatch, tmp_path: Path) -> None:
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
     settings = get_settings()
+    monkeypatch.setenv("DAGSTER_HOME", str(settings.dagster_home))  # restored after the test
     assert cli_main(["generate", "--customers", "20", "--days", "1", "--start", DAY, "--seed", "1",
                      "--out", str(settings.source_dir), "--quiet"]) == 0  # fmt: skip
     home = ensure_dagster_home(settings)
@@ -70,6 +73,12 @@ def test_ctrl_c_stops_dev_and_cancels_its_runs(warehouse_url: str, monkeypatch, 
     try:
         _wait_for(lambda: _answers(f"http://127.0.0.1:{port}/server_info"), 90, "the UI", process)
         with dg.DagsterInstance.get() as instance:
+            # the UI serves the plots the assets attach (ui_images): the link in their Markdown works
+            markdown = plot_markdown(PNG, "plot", None, instance, ["test", "plot"])
+            link = markdown.split("(")[1].rstrip(")")
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{link}", timeout=10) as response:
+                assert response.headers["Content-Type"] == "image/png"
+                assert response.read() == PNG
 
             def started_run():
                 runs = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
@@ -146,3 +155,29 @@ def test_a_running_dev_keeps_its_waiting_runs(tmp_path, monkeypatch) -> None:
     finally:
         dev.kill()
         dev.wait()
+
+
+def test_runs_left_after_dev_stopped_lose_their_worker_and_end_canceled(tmp_path, monkeypatch) -> None:
+    from dagster._core.events import EngineEventData
+
+    home = tmp_path / "dagster"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    ensure_dagster_home()
+    # a run worker that ignored the termination request ("dagster" in its command line, like a real one)
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "dagster-run-worker"])
+    try:
+        with dg.DagsterInstance.get() as instance:
+            job = dg.GraphDefinition(name="g").to_job(name="stuck")
+            run = instance.create_run_for_job(job, status=dg.DagsterRunStatus.STARTED,
+                                              tags={stopping.GRPC_INFO_TAG: '{"port": 1}'})  # fmt: skip
+            started = EngineEventData.in_process(worker.pid)
+            instance.report_engine_event("Started process for run", run, started)
+            assert stopping.run_worker_pid(instance, run) == worker.pid
+            stopped = stopping.cancel_remaining(instance, stopping.Stopped())
+            assert worker.wait(timeout=10) == -signal.SIGKILL
+            assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.CANCELED
+        assert stopped.describe() == f"canceled 1 running run ({run.run_id[:8]})"
+    finally:
+        worker.kill()
+        worker.wait()

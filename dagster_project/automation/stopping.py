@@ -107,7 +107,8 @@ def terminate_runs(instance: dg.DagsterInstance, wait_s: float) -> Stopped:
         time.sleep(0.5)
         running = [r for r in running if instance.get_run_by_id(r.run_id).status in IN_FLIGHT]
     ended = {r.run_id for r in runs if r.status not in WAITING} - {r.run_id for r in running}
-    stopped.canceled_running = sorted(ended)
+    canceled = dg.DagsterRunStatus.CANCELED  # not a run that happened to finish meanwhile
+    stopped.canceled_running = sorted(i for i in ended if instance.get_run_by_id(i).status == canceled)
     return stopped
 
 
