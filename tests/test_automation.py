@@ -71,3 +71,18 @@ def test_dagster_home_queues_runs_with_a_concurrency_limit(tmp_path, monkeypatch
     (home / "dagster.yaml").write_text(custom)
     ensure_dagster_home()
     assert (home / "dagster.yaml").read_text() == custom
+
+
+def test_a_canceled_load_is_requested_again_under_a_new_key() -> None:
+    from dagster_project.automation.sensors import uncanceled_run_key
+
+    instance = dg.DagsterInstance.ephemeral()
+    job = dg.GraphDefinition(name="g").to_job(name="ingest")
+    assert uncanceled_run_key(instance, "events-a") == "events-a"
+    canceled = dg.DagsterRunStatus.CANCELED
+    instance.create_run_for_job(job, status=canceled, tags={"dagster/run_key": "events-a"})
+    assert uncanceled_run_key(instance, "events-a") == "events-a-again1"
+    instance.create_run_for_job(job, status=canceled, tags={"dagster/run_key": "events-a-again1"})
+    assert uncanceled_run_key(instance, "events-a") == "events-a-again2"
+    instance.create_run_for_job(job, status=dg.DagsterRunStatus.FAILURE, tags={"dagster/run_key": "events-b"})
+    assert uncanceled_run_key(instance, "events-b") == "events-b"  # a failure is not retried every tick

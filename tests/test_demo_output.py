@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import warnings
 
@@ -120,3 +121,75 @@ def test_a_warehouse_gone_mid_run_gives_a_summary_line_not_a_traceback(tmp_path)
     assert line.startswith("(no summary: the warehouse did not answer: ")
     assert "\n" not in line
     assert warehouse_summary(gone, lambda: "rows") == "rows"
+
+
+@dg.asset
+def breaks() -> None:
+    raise ValueError("source file unreadable")
+
+
+@dg.asset(deps=[breaks])
+def after_breaks() -> None:
+    return None
+
+
+@dg.multi_asset(outs={"emitted": dg.AssetOut(is_required=False), "held": dg.AssetOut(is_required=False)})
+def emits_one():
+    yield dg.Output(1, output_name="emitted")
+
+
+@dg.asset(deps=["held"])
+def after_held() -> None:
+    return None
+
+
+@dg.asset(retry_policy=dg.RetryPolicy(max_retries=1))
+def second_try(context) -> None:
+    if context.retry_number == 0:
+        raise RuntimeError("warehouse busy")
+
+
+@dg.asset(check_specs=[dg.AssetCheckSpec("rows", asset="checked")])
+def checked():
+    return dg.MaterializeResult(check_results=[dg.AssetCheckResult(passed=True)])
+
+
+def _progress_lines(assets: list, capsys) -> tuple[bool, list[str]]:
+    from dagster_project.automation.progress import progress_logger
+
+    jobs = [dg.define_asset_job("all")]
+    defs = dg.Definitions(assets=assets, jobs=jobs, loggers={"progress": progress_logger})
+    result = defs.resolve_job_def("all").execute_in_process(
+        run_config={"loggers": {"progress": {}}}, raise_on_error=False
+    )
+    return result.success, [line.strip() for line in capsys.readouterr().err.splitlines()]
+
+
+def test_every_step_gets_one_closing_line(capsys) -> None:
+    assets = [breaks, after_breaks, emits_one, after_held, second_try, checked]
+    success, lines = _progress_lines(assets, capsys)
+    assert not success
+    closing = [re.match(r"(ok|FAILED|skipped|not run) (\w+)", line) for line in lines]
+    assert sorted((m[2], m[1]) for m in closing if m) == [
+        ("after_breaks", "not run"), ("after_held", "skipped"), ("breaks", "FAILED"), ("checked", "ok"),
+        ("emits_one", "ok"), ("second_try", "ok"),
+    ]  # fmt: skip
+    assert "not run after_breaks: dependencies failed: ['breaks']" in lines
+    retries = [line for line in lines if line.startswith("retry ")]
+    assert len(retries) == 1
+    assert retries[0].startswith("retry second_try (")
+    assert retries[0].endswith(": RuntimeError: warehouse busy")
+    assert any(line.startswith("ok checked (") and line.endswith("1 checks passed") for line in lines)
+
+
+def test_a_display_problem_does_not_fail_the_step(capsys, monkeypatch) -> None:
+    from dagster_project.automation import progress
+
+    def broken(*_args, **_kwargs):
+        raise KeyError("rows_loaded")
+
+    monkeypatch.setattr(progress, "materialization_line", broken)
+    success, lines = _progress_lines([checked], capsys)
+    assert success
+    assert "! progress display: KeyError: 'rows_loaded'" in lines
+    assert any(line.startswith("ok checked (") for line in lines)

@@ -1,7 +1,5 @@
 """Activation assets: profiles (segments, send times, scores) and campaign audiences pushed to the ESP."""
 
-import re
-
 import dagster as dg
 import pandas as pd
 import psycopg
@@ -10,6 +8,7 @@ from dagster_project.activation.resources import EspResource
 from dagster_project.activation.sync import SyncResult, run_sync
 from dagster_project.activation.triggers import AudienceResult, load_triggers, sync_all_audiences
 from dagster_project.ml.value_io import campaign_value_by_audience
+from dagster_project.privacy.masking import mask_email
 from dagster_project.warehouse.connection import libpq_url
 from dagster_project.warehouse.resource import WarehouseResource
 from ml.config import MLConfig
@@ -24,13 +23,10 @@ PROFILE_INPUTS = [
 ]
 
 
-EMAIL_LIKE = re.compile(r"([^\s@|'\"<>()\[\],;:]+)@([^\s@|'\"<>()\[\],;:]+)")
-
-
 def masked(text: str | None) -> str:
     """`text` with every email in it masked (`jane@example.com` -> `j***@example.com`): the Dagster
     UI has no auth, so its metadata shows no address (customer keys identify the rows instead)."""
-    return EMAIL_LIKE.sub(lambda m: f"{m.group(1)[:1]}***@{m.group(2)}", text or "")
+    return mask_email(text or "")
 
 
 class SyncConfig(dg.Config):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -36,19 +37,21 @@ def materialize_everything(
 ) -> Outcome:
     """Load every available day of events in one run, then build everything else in a second run."""
     from dagster_project.automation.run_report import failure_lines
+    from dagster_project.automation.stopping import PID_TAG
     from dagster_project.definitions import defs
     from dagster_project.ingestion.partitions import available_partition_keys
 
     instance = instance or dg.DagsterInstance.get()
     run_config = PROGRESS_RUN_CONFIG if run_config is None else run_config
     run_ids: list[str] = []
+    pid_tag = {PID_TAG: str(os.getpid())}  # a run whose process died is recognised as stale (stopping.py)
     days = available_partition_keys(settings)
     if days:
         result = defs.resolve_job_def("ingest_events").execute_in_process(
             instance=instance,
             run_config=run_config,
             tags={"dagster/asset_partition_range_start": days[0],
-                  "dagster/asset_partition_range_end": days[-1]},
+                  "dagster/asset_partition_range_end": days[-1], **pid_tag},
             raise_on_error=False,
         )
         run_ids.append(result.run_id)
@@ -56,7 +59,7 @@ def materialize_everything(
             reasons = tuple(failure_lines(result))
             return Outcome(False, f"event load failed (run {result.run_id})", tuple(run_ids), reasons)
     result = defs.resolve_job_def("build_everything").execute_in_process(
-        instance=instance, run_config=run_config, raise_on_error=False
+        instance=instance, run_config=run_config, tags=pid_tag, raise_on_error=False
     )
     run_ids.append(result.run_id)
     reasons = tuple(failure_lines(result))
@@ -79,9 +82,10 @@ def say(message: str) -> None:
 def prepare_warehouse(settings: Settings) -> str:
     """The warehouse URL, with Sendwise's schemas and the Dagster home in place."""
     from dagster_project.automation.instance import ensure_dagster_home
+    from dagster_project.automation.stopping import cancel_leftovers
     from dagster_project.warehouse import connection
 
-    ensure_dagster_home(settings)
+    cancel_leftovers(ensure_dagster_home(settings))
     url = connection.warehouse_url(settings)
     connection.ensure_schemas(url)
     return url

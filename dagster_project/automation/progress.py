@@ -2,8 +2,11 @@
 
 One line when a step starts, one per asset materialized (for day-partitioned loads: how many days were
 loaded or unchanged), failed checks with their evidence as they happen, and a closing line per step with
-its time, how many checks passed and, when it failed, why. `quiet()` sends what else would reach the
-terminal (dbt's lines, which dagster-dbt echoes to stdout, and Python warnings) to a log file.
+its time, how many checks passed and, when it failed, why. Every step of the plan gets exactly one
+closing line: `ok`, `FAILED`, `skipped`, `not run` (an upstream step failed: Dagster logs no step event
+for it), and an attempt that will be retried gets a `retry` line. A display problem never fails a step.
+`quiet()` sends what else would reach the terminal (dbt's lines, which dagster-dbt echoes to stdout, and
+Python warnings) to a log file.
 """
 
 from __future__ import annotations
@@ -22,7 +25,12 @@ from typing import Any
 
 import dagster as dg
 
-from dagster_project.automation.run_report import check_failure_line, markdown_rows, step_failure_reason
+from dagster_project.automation.run_report import (
+    check_failure_line,
+    error_reason,
+    markdown_rows,
+    step_failure_reason,
+)
 
 
 def _print(line: str) -> None:
@@ -32,6 +40,7 @@ def _print(line: str) -> None:
 WARNING_WIDTH = 160
 ASSET_LINES_PER_STEP = 3  # a step materializing more (the dbt build) prints a count instead
 _DAGSTER_PREFIX = re.compile(r"^\S+ - [0-9a-f-]{36} - \S+ - ")
+_NOT_EXECUTING = re.compile(r"^Dependencies for step (?P<step>\S+) (?P<why>.+?)\. Not executing\.$")
 _LOAD_WORDS = {"success": "loaded", "unchanged": "unchanged", "missing": "without a file", "failed": "failed"}
 
 
@@ -60,6 +69,9 @@ def warning_line(message: str, width: int = WARNING_WIDTH) -> str:
     return first[:width].rsplit(" ", 1)[0] + " ..."
 
 
+_CLOSING = {"STEP_SUCCESS": "ok", "STEP_FAILURE": "FAILED", "STEP_SKIPPED": "skipped"}
+
+
 class _ProgressHandler(logging.Handler):
     def __init__(self) -> None:
         super().__init__()
@@ -70,10 +82,23 @@ class _ProgressHandler(logging.Handler):
         self._warned: set[str] = set()  # warnings are printed once per kind (their first words)
 
     def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._emit(record)
+        except Exception as error:  # a display bug must not fail the step whose event this is
+            _print(f"  ! progress display: {type(error).__name__}: {error}")
+            meta = getattr(record, "dagster_meta", None) or {}
+            event = meta.get("dagster_event")
+            if event is not None and event.event_type_value in _CLOSING:
+                _print(f"  {_CLOSING[event.event_type_value]:>7} {event.step_key}")
+
+    def _emit(self, record: logging.LogRecord) -> None:
         meta = getattr(record, "dagster_meta", None) or {}
         event = meta.get("dagster_event")
         if event is None:
-            if record.levelno >= logging.WARNING:
+            not_run = _NOT_EXECUTING.match(_DAGSTER_PREFIX.sub("", record.getMessage().strip()))
+            if not_run:  # an upstream step failed: the only trace of this step in the log
+                _print(f"  {'not run':>7} {not_run['step']}: dependencies {not_run['why']}")
+            elif record.levelno >= logging.WARNING:
                 line = warning_line(record.getMessage())
                 kind = " ".join(line.split()[:6])
                 if kind not in self._warned:
@@ -102,9 +127,16 @@ class _ProgressHandler(logging.Handler):
                 self._checks_passed[step] += 1
             else:
                 _print(f"      check FAILED {check_failure_line(evaluation)}")
-        elif kind in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"):
+        elif kind == "STEP_UP_FOR_RETRY":
             took = time.monotonic() - self._started.get(step, time.monotonic())
-            mark = {"STEP_SUCCESS": "ok", "STEP_FAILURE": "FAILED", "STEP_SKIPPED": "skipped"}[kind]
+            why = error_reason(event.event_specific_data.error)  # type: ignore[union-attr]
+            _print(f"  {'retry':>7} {step} ({took:.1f}s): {why}")
+        elif kind in _CLOSING:
+            mark = _CLOSING[kind]
+            if step not in self._started:  # skipped without starting: no time to show
+                _print(f"  {mark:>7} {step}")
+                return
+            took = time.monotonic() - self._started[step]
             partitioned = [
                 f"{a} x{n}"
                 for a, n in self._materialized.get(step, Counter()).items()

@@ -41,10 +41,12 @@ def unloaded_event_files(context: dg.SensorEvaluationContext):
     changed = changed_partition_keys(settings)
     if not changed:
         return dg.SkipReason("no event file is new or changed since it was loaded")
-    return event_load_request(settings, changed)
+    return event_load_request(settings, changed, context.instance)
 
 
-def event_load_request(settings: Settings, changed: list[str]) -> dg.RunRequest:
+def event_load_request(
+    settings: Settings, changed: list[str], instance: dg.DagsterInstance | None = None
+) -> dg.RunRequest:
     """One run over the range of the changed days, not a run per day (120 per-day runs in one tick
     swamped `make dev`); days in between whose files did not change are skipped by the loader."""
     from dagster_project.ingestion.partitions import day_file_fingerprints
@@ -54,14 +56,27 @@ def event_load_request(settings: Settings, changed: list[str]) -> dg.RunRequest:
         f"{day}:" + "-".join(day_file_fingerprints(settings, day).values()) for day in changed
     )
     digest = hashlib.sha1(versions.encode()).hexdigest()[:16]
+    run_key = f"events-{changed[0]}..{changed[-1]}-{digest}"
     return dg.RunRequest(
-        run_key=f"events-{changed[0]}..{changed[-1]}-{digest}",
+        run_key=uncanceled_run_key(instance, run_key) if instance is not None else run_key,
         tags={
             "dagster/asset_partition_range_start": changed[0],
             "dagster/asset_partition_range_end": changed[-1],
             "sendwise/changed_days": str(len(changed)),
         },
     )
+
+
+def uncanceled_run_key(instance: dg.DagsterInstance, run_key: str) -> str:
+    """Dagster never requests a run key twice; a load canceled by stopping `sendwise dev` must still
+    happen, so its key gets a suffix. A failed run keeps its key (no retry loop every tick)."""
+    key, attempt = run_key, 0
+    while True:
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/run_key": key}), limit=1)
+        if not runs or runs[0].status != dg.DagsterRunStatus.CANCELED:
+            return key
+        attempt += 1
+        key = f"{run_key}-again{attempt}"
 
 
 def pull_from_esp_api(context: dg.SensorEvaluationContext, settings) -> None:

@@ -24,9 +24,9 @@ def _markdown(frame) -> str:
     ),
 )
 def health_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    from dagster_project.automation.ui_images import plot_markdown
     from dagster_project.health.plots import health_plots
     from dagster_project.health.report import health_frames
-    from dagster_project.ml import io
 
     with warehouse.connect() as conn:
         frames = health_frames(conn)
@@ -38,6 +38,7 @@ def health_report(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         path = reports_dir / "health" / f"{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(png)
-        metadata[f"plot_{name}"] = dg.MetadataValue.md(io.png_markdown(png, name, path))
+        key = ["health", context.run_id, name]
+        metadata[f"plot_{name}"] = dg.MetadataValue.md(plot_markdown(png, name, path, context.instance, key))
     context.log.info(f"health report: {len(frames)} sections, plots in {reports_dir / 'health'}")
     return dg.MaterializeResult(metadata=metadata)

@@ -38,11 +38,14 @@ def _truth(customers: pd.DataFrame) -> pd.DataFrame | None:
 
 
 def _plot_metadata(plots: dict[str, bytes], version: str) -> dict[str, dg.MetadataValue]:
+    from dagster_project.automation.ui_images import current_instance, plot_markdown
+
     settings = get_settings()
     metadata: dict[str, dg.MetadataValue] = {}
     for name, png in plots.items():
         path = io.save_png(settings.reports_dir, version, name, png)
-        metadata[name] = dg.MetadataValue.md(io.png_markdown(png, name, path))
+        shown = plot_markdown(png, name, path, current_instance(), ["ml", version, name])
+        metadata[name] = dg.MetadataValue.md(shown)
         metadata[f"{name}_path"] = dg.MetadataValue.path(str(path))
     return metadata
 

@@ -6,7 +6,6 @@ registry never names a file that does not exist."""
 
 from __future__ import annotations
 
-import base64
 import io
 import os
 from collections.abc import Sequence
@@ -313,10 +312,3 @@ def save_png(reports_dir: Path, version: str, name: str, png: bytes) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(png)
     return target
-
-
-def png_markdown(png: bytes, title: str, path: Path | None = None) -> str:
-    """Markdown that shows the picture inline in the Dagster UI (data URI), with its saved path."""
-    encoded = base64.b64encode(png).decode("ascii")
-    saved = f"\n\nSaved at `{path}`" if path else ""
-    return f"![{title}](data:image/png;base64,{encoded}){saved}"

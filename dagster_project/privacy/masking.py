@@ -11,7 +11,9 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-EMAIL = re.compile(r"([A-Za-z0-9._%+'-])[A-Za-z0-9._%+'-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)")
+# Anything@anything between separators (ASCII-only classes let `ü...` through); `/` ends it, so a
+# socket URL's `postgres@/db` is no address.
+EMAIL = re.compile(r"([^\s@|'\"<>()\[\],;:/])[^\s@|'\"<>()\[\],;:/]*@([^\s@|'\"<>()\[\],;:/]+)")
 # "key": "value" pairs of personal fields inside JSON text (records kept in quarantine, traits, context).
 JSON_FIELD = re.compile(
     r'("(?:phone|phone_number|first_name|last_name|firstName|lastName|name|ip|address)"\s*:\s*)"[^"]*"',

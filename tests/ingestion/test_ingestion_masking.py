@@ -64,6 +64,16 @@ def test_masking_rules():
     }
 
 
+def test_one_email_masker_serves_previews_and_activation() -> None:
+    from dagster_project.activation.assets import masked
+    from dagster_project.privacy.masking import mask_email
+
+    text = "to ümit@bücher.de, 'a@b.test' <x.y@z.org>; postgresql://postgres@/sendwise?host=/tmp/pg"
+    expected = "to ü***@bücher.de, 'a***@b.test' <x***@z.org>; postgresql://postgres@/sendwise?host=/tmp/pg"
+    assert mask_email(text) == expected  # a non-ASCII local part is masked whole, a socket URL is no address
+    assert masked(text) == expected and masked(None) == ""
+
+
 def test_the_event_log_and_home_hold_no_pii_after_loading(
     warehouse_url: str, shop_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
