@@ -57,6 +57,7 @@ def main() -> int:
 
 
 def run(args: argparse.Namespace, home: Path) -> int:
+    from dagster_project.privacy.masking import mask_url
     from dagster_project.settings import get_settings
 
     settings = get_settings()
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace, home: Path) -> int:
     instance = dg.DagsterInstance.ephemeral()
     by_name = {a.key.path[-1]: a for a in defs.assets or []}
 
-    print(f"\nwarehouse {url}\n")
+    print(f"\nwarehouse {mask_url(url)}\n")
     header = (
         f"{'asset':<18}{'rows':>11}{'asset s':>9}{'asset rows/s':>14}{'run s':>8}"
         f"{'COPY bin rows/s':>17}{'ratio':>7}{'COPY csv rows/s':>17}{'ratio':>7}"

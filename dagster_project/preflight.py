@@ -32,7 +32,7 @@ def check_source_dir(settings: Settings) -> None:
 
 def check_database(url: str, setting: str) -> None:
     """The database behind `url` answers within a few seconds."""
-    from dagster_project.synthetic.ownership import redacted
+    from dagster_project.privacy.masking import mask_url
     from dagster_project.warehouse.connection import libpq_url
 
     try:
@@ -53,7 +53,7 @@ def check_database(url: str, setting: str) -> None:
     except Exception as error:  # any driver's connection error: the message is what matters
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise PreflightError(
-            setting, f"cannot connect to {redacted(url)} ({first_line}); fix the URL or start that server"
+            setting, f"cannot connect to {mask_url(url)} ({first_line}); fix the URL or start that server"
         ) from error
 
 

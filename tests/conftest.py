@@ -6,8 +6,9 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -16,25 +17,49 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[str]:
-    """A PostgreSQL server started for this test session (URL of its `postgres` database).
-
-    Uses TEST_POSTGRES_URL when given (an existing server the tests may create databases on).
-    """
+def pg_data_dir() -> Iterator[Path | None]:
+    """The data folder of the session's embedded server (None with TEST_POSTGRES_URL)."""
     if os.environ.get("TEST_POSTGRES_URL"):
-        yield os.environ["TEST_POSTGRES_URL"]
+        yield None
         return
     from dagster_project.warehouse import embedded
 
     # Short path: the Unix socket lives in the data folder and socket paths are limited to 107 bytes.
     root = Path(tempfile.mkdtemp(prefix="sw-test-", dir="/tmp"))
     data_dir = root / "pg"
-    server = embedded.start(data_dir)
     try:
-        yield server.url("postgres")
+        yield data_dir
     finally:
         embedded.stop(data_dir, mode="immediate")  # the data is thrown away next
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server(pg_data_dir: Path | None) -> str:
+    """A PostgreSQL server started for this test session (URL of its `postgres` database).
+
+    Uses TEST_POSTGRES_URL when given (an existing server the tests may create databases on).
+    """
+    if pg_data_dir is None:
+        return os.environ["TEST_POSTGRES_URL"]
+    from dagster_project.warehouse import embedded
+
+    return embedded.start(pg_data_dir).url("postgres")
+
+
+@pytest.fixture(scope="session")
+def as_analyst(pg_data_dir: Path | None) -> Callable[[str], str]:
+    """URL of a test database -> the same database as the read-only analyst role, with its password."""
+    from dagster_project.warehouse import connection, embedded
+
+    def analyst_url(url: str) -> str:
+        database = connection.connection_parts(url)["dbname"]
+        if pg_data_dir is None:  # another server: the analyst role's password is its owner's business
+            parsed = urlparse(connection.without_password(url))
+            return parsed._replace(netloc=f"{embedded.ANALYST_ROLE}@{parsed.netloc.split('@')[-1]}").geturl()
+        return embedded.status(pg_data_dir).url(database, embedded.ANALYST_ROLE)
+
+    return analyst_url
 
 
 def _fresh_database(server_url: str, prefix: str) -> str:

@@ -57,6 +57,7 @@ def _reset_local_state(settings) -> int:
 def run(args: argparse.Namespace) -> int:
     from dagster_project import preflight
     from dagster_project.automation import pipeline
+    from dagster_project.privacy.masking import mask_url
     from dagster_project.settings import get_settings
     from dagster_project.synthetic.ownership import check_world_target
 
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
     _say("[1/4] warehouse")
     url = pipeline.prepare_warehouse(settings)
-    _say(f"      {url}")
+    _say(f"      {mask_url(url)}")
 
     if args.regenerate and world_file.exists():
         code = _reset_local_state(settings)

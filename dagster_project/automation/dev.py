@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from dagster_project.automation.instance import ensure_dagster_home
     from dagster_project.automation.stopping import cancel_leftovers
     from dagster_project.dbt.project import prepare_manifest
+    from dagster_project.privacy.masking import mask_url
     from dagster_project.settings import PROJECT_ROOT, get_settings
     from dagster_project.warehouse import connection
 
@@ -42,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     url = connection.warehouse_url(settings)
     connection.ensure_schemas(url)
     prepare_manifest()
-    print(f"warehouse: {url}\nDagster UI: http://{args.host}:{args.port}", file=sys.stderr, flush=True)
+    shown = mask_url(url)
+    print(f"warehouse: {shown}\nDagster UI: http://{args.host}:{args.port}", file=sys.stderr, flush=True)
     dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
     command = [dagster, "dev", "-w", "workspace.yaml", "-h", args.host, "-p", str(args.port)]
     return supervise(command, PROJECT_ROOT, home)

@@ -95,6 +95,8 @@ def run_and_report(settings: Settings, url: str, started: float, step: int, step
     """Steps `step` and `step + 1` of demo and run: materialize everything, then print the summary."""
     from dagster_project.automation.progress import quiet
     from dagster_project.automation.summary import run_summary
+    from dagster_project.privacy.masking import mask_url
+    from dagster_project.warehouse.connection import psql_command
 
     say(f"[{step}/{steps}] materializing every asset (Dagster runs, visible in the UI)")
     with quiet(settings.home / "logs" / "run.log") as log_path:
@@ -102,8 +104,8 @@ def run_and_report(settings: Settings, url: str, started: float, step: int, step
         outcome = materialize_everything(settings)
     say(f"[{step + 1}/{steps}] summary")
     print(warehouse_summary(url, lambda: summary_table(url) + "\n\n" + run_summary(url)))
-    print(f"Warehouse:   {url}")
-    print(f"             psql \"{url}\"")
+    print(f"Warehouse:   {mask_url(url)}")
+    print(f"             {psql_command(url, settings)}")
     print("Dagster UI:  make dev, then open http://127.0.0.1:3000 (these runs are there)")
     print("ESP sandbox: .venv/bin/sendwise esp show <email>   (what the sandbox ESP received)")
     print(f"Finished in {time.monotonic() - started:.0f}s: "

@@ -18,6 +18,7 @@ def run(args: argparse.Namespace) -> int:
     from dagster_project import preflight
     from dagster_project.automation import pipeline
     from dagster_project.ingestion.presence import absent_sources
+    from dagster_project.privacy.masking import mask_url
     from dagster_project.settings import SOURCES, get_settings
 
     started = time.monotonic()
@@ -25,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     preflight.for_pipeline(settings)
     pipeline.say("[1/3] warehouse and sources")
     url = pipeline.prepare_warehouse(settings)
-    pipeline.say(f"      warehouse {url}")
+    pipeline.say(f"      warehouse {mask_url(url)}")
     absent = absent_sources(settings)
     for source, why in absent.items():
         pipeline.say(f"      source {source}: absent ({why}); it loads nothing")

@@ -4,7 +4,6 @@ warehouse size, slowest dbt models)."""
 from __future__ import annotations
 
 import argparse
-import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pandas is imported by the report at run time: `sendwise --help` stays fast
@@ -48,14 +47,14 @@ def run(args: argparse.Namespace) -> int:
     import psycopg
 
     from dagster_project.health.report import health_frames
+    from dagster_project.privacy.masking import mask_url
     from dagster_project.settings import get_settings
     from dagster_project.warehouse import connection
 
     url = connection.warehouse_url(get_settings())
     with psycopg.connect(connection.libpq_url(url)) as conn:
         frames = health_frames(conn)
-    shown = re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)  # never print a password
-    print(f"Sendwise health report of {shown}")
+    print(f"Sendwise health report of {mask_url(url)}")
     print()
     print(render(frames, days=args.days))
     return 0

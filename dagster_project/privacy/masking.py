@@ -22,10 +22,17 @@ JSON_FIELD = re.compile(
 NAME_COLUMNS = {"first_name", "last_name", "firstname", "lastname", "full_name"}
 PHONE_COLUMNS = {"phone", "phone_number", "mobile"}
 IP_COLUMNS = {"ip", "ip_address"}
+URL_PASSWORD = re.compile(r"(://[^:/@?#\s]*:)[^@\s]*@")  # user:password@ of a URL
+QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#\s]*", re.IGNORECASE)  # libpq's ?password=
 
 
 def mask_email(email: str) -> str:
     return EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", email)
+
+
+def mask_url(url: str) -> str:
+    """A URL (or text holding URLs) with every password replaced by `***`: for prints, logs, errors."""
+    return QUERY_PASSWORD.sub(r"\1***", URL_PASSWORD.sub(r"\1***@", url))
 
 
 def mask_text(text: str) -> str:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import psycopg
 
+from dagster_project.privacy.masking import mask_url
+
 FOLDER_MARKER = ".sendwise-world"
 FOLDER_MARKER_TEXT = (
     "This folder holds a synthetic world written by `sendwise generate`; Sendwise may replace it.\n"
@@ -67,7 +69,7 @@ def shop_is_ours(conn: psycopg.Connection) -> bool:
 def check_shop(conn: psycopg.Connection, shop_url: str) -> None:
     if not shop_is_ours(conn):
         raise NotOursError(
-            f"the shop database {redacted(shop_url)} has a schema `shop` that Sendwise did not create: "
+            f"the shop database {mask_url(shop_url)} has a schema `shop` that Sendwise did not create: "
             "refusing to replace it with a synthetic shop; unset SHOP_URL (the embedded shop is used) "
             "or point it at an empty database"
         )
@@ -75,17 +77,6 @@ def check_shop(conn: psycopg.Connection, shop_url: str) -> None:
 
 def mark_shop(conn: psycopg.Connection) -> None:
     conn.execute(f"comment on schema shop is '{SHOP_MARKER}'")
-
-
-def redacted(url: str) -> str:
-    """The URL without its password (it goes into error messages)."""
-    from urllib.parse import urlparse
-
-    parsed = urlparse(url)
-    if parsed.password:
-        netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@")
-        return parsed._replace(netloc=netloc).geturl()
-    return url
 
 
 def check_world_target(source_dir: Path, shop_url: str | None) -> None:
@@ -105,7 +96,7 @@ def check_world_target(source_dir: Path, shop_url: str | None) -> None:
         with psycopg.connect(libpq_url(shop_url), connect_timeout=5) as conn:
             if not shop_is_ours(conn):
                 raise NotOursError(
-                    f"SHOP_URL: {redacted(shop_url)} has a schema `shop` Sendwise did not create; the demo "
+                    f"SHOP_URL: {mask_url(shop_url)} has a schema `shop` Sendwise did not create; the demo "
                     "writes a synthetic shop only into its own database: unset SHOP_URL, or use "
                     "`sendwise run` to run on your data"
                 )

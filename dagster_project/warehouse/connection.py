@@ -37,6 +37,26 @@ def with_database(url: str, database: str) -> str:
     return parsed._replace(path=f"/{database}").geturl()
 
 
+def without_password(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.password is None:
+        return url
+    userinfo, hostport = parsed.netloc.rsplit("@", 1)
+    return parsed._replace(netloc=f"{userinfo.split(':', 1)[0]}@{hostport}").geturl()
+
+
+def psql_command(url: str, settings: Settings | None = None) -> str:
+    """A psql command line for `url` that prints no secret: the embedded warehouse's password is read
+    from the role's pgpass file; another server's password is masked (its owner knows it)."""
+    from dagster_project.privacy.masking import mask_url
+
+    settings = settings or get_settings()
+    if settings.warehouse_url:
+        return f'psql "{mask_url(url)}"'
+    user = connection_parts(url)["user"]
+    return f'PGPASSFILE={embedded.passfile(settings.pg_dir, user)} psql "{without_password(url)}"'
+
+
 def sqlalchemy_url(url: str, driver: str = "psycopg2") -> str:
     """A SQLAlchemy URL for a libpq URL (`postgresql://` gets an explicit driver)."""
     if url.startswith("postgresql://") or url.startswith("postgres://"):

@@ -324,8 +324,8 @@ def test_features_match_an_independent_python_computation(hand_world_url, keys):
     assert expected["alice"]["email_unique_opens_30d"] == 2 and expected["alice"]["web_sessions_30d"] == 4
 
 
-def test_analyst_role_reads_marts_but_not_raw_or_pii(hand_world_url):
-    analyst_url = hand_world_url.replace("postgresql://postgres@", "postgresql://sendwise_analyst@")
+def test_analyst_role_reads_marts_but_not_raw_or_pii(hand_world_url, as_analyst):
+    analyst_url = as_analyst(hand_world_url)
     assert query(analyst_url, "select count(*) as n from marts.fct_customer_features")[0]["n"] == len(PEOPLE)
     assert (
         query(
@@ -347,13 +347,13 @@ def test_analyst_role_reads_marts_but_not_raw_or_pii(hand_world_url):
             query(analyst_url, forbidden)
 
 
-def test_analyst_cannot_find_a_person_by_hashing_a_guessed_email_nor_read_the_key(hand_world_url):
+def test_analyst_cannot_find_a_person_by_hashing_a_guessed_email_nor_read_the_key(hand_world_url, as_analyst):
     import hashlib
     import hmac
 
     from dagster_project.privacy import keys
 
-    analyst_url = hand_world_url.replace("postgresql://postgres@", "postgresql://sendwise_analyst@")
+    analyst_url = as_analyst(hand_world_url)
     email = "alice@mail.org"
     guesses = [hashlib.md5(email.encode()).hexdigest(), hashlib.sha256(email.encode()).hexdigest()]
     found = "select count(*) as n from marts.dim_customers_masked where email_hash = any(%s)"

@@ -1,20 +1,29 @@
 """Privacy requests on the hand-made world: alice (known to the CRM, the shop, the ESP and the web) is
-deleted and then found nowhere; carol is suppressed, left out of the marts and dropped at load."""
+deleted and then found nowhere, neither in the warehouse nor in the ESP sandbox (its Klaviyo and its
+Mailchimp side); carol is suppressed, left out of the marts and dropped at load."""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import orjson
 import psycopg
 import pytest
 from dbt_support import create_raw_tables, dbt_build, new_database, query
 from sendwise_hand_world import PEOPLE, load_phase
 
-from dagster_project.activation.client import RecordOutcome
+from dagster_project.activation.client import EspClient, ProfileRecord, RecordOutcome
+from dagster_project.activation.mailchimp import subscriber_hash
+from dagster_project.activation.resources import build_client
+from dagster_project.activation.sandbox import Sandbox
+from dagster_project.activation.sync import run_sync
 from dagster_project.ingestion import loaders
 from dagster_project.privacy import identities, requests
+from dagster_project.settings import get_settings
 
 # Everything the world says about alice, in the forms the sources wrote them.
 ALICE_TEXT = ["alice@mail.org", "Alice", "Ally"]  # found anywhere inside a text or JSON value
@@ -24,18 +33,102 @@ ALICE_ORDERS = [1001, 1002, 1003]
 SCHEMAS = ("raw", "staging", "intermediate", "marts", "snapshots", "ml", "activation", "ops", "public")
 
 
-class RecordingEsp:
-    name = "recording"
+AUDIENCE = "aud-privacy"
 
-    def __init__(self) -> None:
+
+def sandbox_clients(sandbox: Sandbox) -> dict[str, EspClient]:
+    """The production clients of both ESP APIs, pointed at the sandbox (which serves both)."""
+    base = get_settings().model_copy(update={"esp_base_url": sandbox.url, "esp_api_key": "key-us21"})
+    klaviyo, _ = build_client(base.model_copy(update={"esp_provider": "sandbox"}), start_sandbox=False)
+    mailchimp_api = {"esp_provider": "mailchimp", "esp_base_url": f"{sandbox.url}/3.0"}
+    mailchimp_api["esp_list_id"] = AUDIENCE
+    mailchimp, _ = build_client(base.model_copy(update=mailchimp_api))
+    mailchimp.poll_interval = 0.001
+    return {"klaviyo": klaviyo, "mailchimp": mailchimp}
+
+
+class BothEsps:
+    """Forwards a deletion to the sandbox's Klaviyo and Mailchimp alike (a warehouse forwards to its one
+    configured ESP; the test holds both adapters to it), recording what it was asked."""
+
+    name = "sandbox klaviyo + mailchimp"
+
+    def __init__(self, clients: dict[str, EspClient]) -> None:
+        self.clients = clients
         self.deleted: list[str] = []
 
     def delete_profiles(self, emails: list[str]) -> list[RecordOutcome]:
         self.deleted += emails
-        return [RecordOutcome("", email, "ok") for email in emails]
+        return [outcome for client in self.clients.values() for outcome in client.delete_profiles(emails)]
 
     def close(self) -> None:
-        pass
+        for client in self.clients.values():
+            client.close()
+
+
+def sync_both(url: str, clients: dict[str, EspClient]) -> None:
+    with psycopg.connect(url) as conn:
+        run_sync(conn, clients["klaviyo"], "sandbox:sendwise", "sendwise")
+        run_sync(conn, clients["mailchimp"], f"mailchimp:{AUDIENCE}", AUDIENCE)
+
+
+def seed_esp_history(sandbox: Sandbox, clients: dict[str, EspClient], customer_key: str) -> None:
+    """What the ESPs learnt about alice by themselves: her profile as their own forms filled it (Klaviyo
+    and a Mailchimp audience member), her opens."""
+    signup = ProfileRecord(customer_key, "alice@mail.org", "Ally", "Smith", {"signup_form": "crm-1"})
+    assert [o.status for o in clients["mailchimp"].upsert_profiles([signup], AUDIENCE)] == ["ok"]
+    store = sandbox.store
+    with store.lock:
+        store.upsert_profile(
+            {"email": "alice@mail.org", "first_name": "Ally", "phone_number": "+14155550199",
+             "external_id": customer_key, "properties": {"signup_form": "Alice Smith, crm-1"}}
+        )  # fmt: skip
+        store.add_event("Opened Email", "alice@mail.org", "2026-03-20T19:00:00+00:00", {"$message": "m1"})
+        store.save()
+
+
+def sandbox_hits(sandbox: Sandbox, customer_key: str, esp_ids: set[str]) -> list[str]:
+    """Every place of the sandbox's state (in memory and its saved file) holding something of alice's:
+    her email, names, phone digits, source ids, customer key, or the ids the ESPs gave her (Klaviyo
+    profile ids, her Mailchimp subscriber hash). The sandbox's request log is not state: it is the
+    HTTP access log (the deletion request itself names her subscriber hash) and is never saved."""
+    store = sandbox.store
+    with store.lock:
+        places: dict[str, Any] = {
+            "profiles": store.profiles,
+            "lists": store.lists,
+            "import jobs": store.jobs,
+            "events": store.events,
+            "mailchimp audiences": store.mailchimp.audiences,
+            "mailchimp batches": store.mailchimp.batches,
+            "saved state": orjson.loads(store.state_file.read_bytes()),
+        }
+        texts = {place: list(_strings(value)) for place, value in places.items()}
+    email = re.compile(r"alice@mail\.org|\bally\b|\balice\b", re.IGNORECASE)
+    ids = {*ALICE_IDS, customer_key, *esp_ids}
+    found = []
+    for place, strings in texts.items():
+        n = sum(
+            bool(email.search(text)) or text.strip() in ids or customer_key in text
+            or any(i in text for i in esp_ids) or re.sub(r"\D", "", text) in ALICE_PHONE_DIGITS
+            for text in strings
+        )  # fmt: skip
+        if n:
+            found.append(f"{place}: {n}")
+    return found
+
+
+def _strings(value: Any):
+    """Every key and string value inside a JSON-like document."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield str(key)
+            yield from _strings(inner)
+    elif isinstance(value, list | tuple | set):
+        for inner in value:
+            yield from _strings(inner)
+    elif isinstance(value, str):
+        yield value
 
 
 def hits(url: str, customer_key: str) -> list[str]:
@@ -83,14 +176,24 @@ class World:
     people_before: int
     hits_before: list[str]
     outcomes: list[requests.Outcome]
-    esp: RecordingEsp
+    esp: BothEsps
     dbt_target: Path
+    sandbox: Sandbox
+    esp_ids: set[str]
+    sandbox_hits_before: list[str]
 
 
 @pytest.fixture(scope="module")
-def world(pg_server: str, dbt_target: Path) -> World:
-    """The hand world after `delete` of alice (by an email spelt differently) and `suppress` of carol (by
-    one of her CRM ids), then a `dbt build` (incremental: the marts built before must lose carol too)."""
+def esp_sandbox(tmp_path_factory: pytest.TempPathFactory):
+    with Sandbox(tmp_path_factory.mktemp("esp_sandbox"), get_settings().esp_specs_dir) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def world(pg_server: str, dbt_target: Path, esp_sandbox: Sandbox) -> World:
+    """The hand world synced to both ESPs of the sandbox (which also knows alice by itself), after
+    `delete` of alice (by an email spelt differently) and `suppress` of carol (by one of her CRM ids),
+    then a `dbt build` (incremental: the marts built before must lose carol too)."""
     url = new_database(pg_server, "privacy")
     create_raw_tables(url)
     load_phase(url, 1)
@@ -105,14 +208,23 @@ def world(pg_server: str, dbt_target: Path) -> World:
     dbt_build(url, dbt_target)
     alice, carol = customer_key_of(url, "crm-1"), customer_key_of(url, "crm-3")
     people_before = query(url, "select count(*) as n from marts.dim_customers")[0]["n"]
+    esp = BothEsps(sandbox_clients(esp_sandbox))
+    sync_both(url, esp.clients)
+    seed_esp_history(esp_sandbox, esp.clients, alice)
+    store = esp_sandbox.store
+    esp_ids = {pid for pid, p in store.profiles.items() if p.get("email") == "alice@mail.org"}
+    esp_ids.add(subscriber_hash("alice@mail.org"))
+    sandbox_hits_before = sandbox_hits(esp_sandbox, alice, esp_ids)
     hits_before = hits(url, alice)
-    esp = RecordingEsp()
     with psycopg.connect(url, autocommit=True) as conn:
         requests.submit(conn, "delete", [identities.parse(" Alice@Mail.org")])
         requests.submit(conn, "suppress", [identities.parse("crm_contact_id:crm-2")])
         outcomes = requests.execute_pending(conn, esp)
     dbt_build(url, dbt_target)
-    return World(url, alice, carol, people_before, hits_before, outcomes, esp, dbt_target)
+    return World(
+        url, alice, carol, people_before, hits_before, outcomes, esp, dbt_target, esp_sandbox, esp_ids,
+        sandbox_hits_before,
+    )  # fmt: skip
 
 
 def customer_key_of(url: str, crm_contact_id: str) -> str:
@@ -152,16 +264,28 @@ def test_a_deleted_person_is_found_in_no_table_even_after_a_full_refresh(world: 
     assert delete.rows_removed["raw.shop_order_items"] >= 1 and delete.rows_removed["ops.quarantine"] == 1
     assert "intermediate.int_identity__identifiers" in delete.rows_removed  # the memory full refresh keeps
     assert "snapshots.snap_crm__contacts" in delete.rows_removed
-    assert world.esp.deleted == ["alice@mail.org"] and delete.esp_outcome == "1 ok"
+    assert world.esp.deleted == ["alice@mail.org"] and delete.esp_outcome == "2 ok"  # Klaviyo, Mailchimp
     assert hits(world.url, world.alice) == []
     audit = query(world.url, "select * from ops.privacy_requests where regulation = 'delete'")
     assert audit[0]["status"] == "done" and audit[0]["rows_removed"]["raw.shop_customers"] == 1
     assert "alice" not in json.dumps(audit, default=str).lower()  # the audit keeps keyed hashes only
     dbt_build(world.url, world.dbt_target, "--full-refresh")
     assert hits(world.url, world.alice) == []
+    sync_both(world.url, world.esp.clients)  # the next run's sync does not push her back either
+    assert sandbox_hits(world.sandbox, world.alice, world.esp_ids) == []
     others = {p: ids for p, ids in PEOPLE.items() if p != "alice"}
     shop = {r["customer_id"] for r in query(world.url, "select customer_id from raw.shop_customers")}
     assert {i for ids in others.values() for i in ids["shop"]} <= shop  # nobody else lost a record
+
+
+def test_a_deleted_person_is_found_nowhere_in_the_esp_sandbox(world: World):
+    before = dict(hit.split(": ") for hit in world.sandbox_hits_before)
+    assert {"profiles", "lists", "events", "mailchimp audiences", "saved state"} <= set(before)  # she was
+    assert sandbox_hits(world.sandbox, world.alice, world.esp_ids) == []
+    store = world.sandbox.store
+    assert store.find_by_email("alice@mail.org") is None
+    assert subscriber_hash("alice@mail.org") not in store.mailchimp.audiences.get(AUDIENCE, {})
+    assert len(store.profiles) >= 2 and len(store.mailchimp.audiences[AUDIENCE]) >= 1  # others stayed
 
 
 def test_a_suppressed_person_leaves_the_marts_but_not_the_raw_layer(world: World):

@@ -20,6 +20,7 @@ from ingestion_helpers import (
 )
 
 from dagster_project.privacy.masking import mask_record, mask_sample, mask_text
+from dagster_project.warehouse import embedded
 
 DAY = "2025-03-01"
 ESP_KEY = "pk_live_Sup3rSecretEspKey42"
@@ -75,7 +76,7 @@ def test_one_email_masker_serves_previews_and_activation() -> None:
 
 
 def test_the_event_log_and_home_hold_no_pii_after_loading(
-    warehouse_url: str, shop_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    warehouse_url: str, shop_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_data_dir
 ):
     source_dir = tmp_path / "world"
     monkeypatch.setenv("SENDWISE_SOURCE_DIR", str(source_dir))
@@ -117,10 +118,15 @@ def test_the_event_log_and_home_hold_no_pii_after_loading(
     home = Path(tmp_path / "home")
     stored = b"".join(p.read_bytes() for p in dagster_home.rglob("*") if p.is_file())
     assert b"z***@example.org" in stored  # the grep reads where the event log is kept
+    secrets = list(SECRETS)
+    if pg_data_dir is not None:  # nor the warehouse's passwords: the runs' URL held the owner's
+        passwords = [embedded.password(pg_data_dir, r) for r in (embedded.OWNER_ROLE, embedded.ANALYST_ROLE)]
+        assert all(passwords) and f":{passwords[0]}@" in warehouse_url
+        secrets += passwords
     leaks = []
     for folder in (dagster_home, home):
         for path in folder.rglob("*"):
             if path.is_file():
                 data = path.read_bytes()
-                leaks += [f"{path.relative_to(tmp_path)}: {s}" for s in SECRETS if s.encode() in data]
+                leaks += [f"{path.relative_to(tmp_path)}: {s}" for s in secrets if s.encode() in data]
     assert leaks == []
