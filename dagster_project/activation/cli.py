@@ -110,6 +110,12 @@ def _run(args: argparse.Namespace) -> int:
             for audience in sync_all_audiences(
                 conn, client, load_triggers(), marts_schema=args.marts_schema, dry_run=args.dry_run
             ):
+                if audience.not_ready:
+                    print(
+                        f"audience {audience.trigger_id} -> list {audience.list_id}: selects nobody: "
+                        f"{audience.not_ready}"
+                    )
+                    continue
                 verb = "would add" if args.dry_run else "added"
                 count = audience.pending if args.dry_run else audience.synced_customers
                 print(

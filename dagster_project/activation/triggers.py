@@ -249,6 +249,8 @@ class AudienceResult:
     removed_not_contactable: int = 0
     failed: int = 0
     pending: int = 0
+    not_ready: str | None = None
+    """Why the trigger selected nobody without looking (its ML inputs are missing or were not fitted)."""
 
 
 def sync_audience(
@@ -363,6 +365,34 @@ def _apply_outcomes(conn: psycopg.Connection, trigger_id: str, outcomes: Sequenc
     conn.commit()
 
 
+def ml_not_ready(conn: psycopg.Connection, trigger: CampaignTrigger) -> str | None:
+    """Why the trigger's ML conditions cannot select anyone yet, or None when their tables are usable.
+
+    A trigger on ml.customer_value before its first materialization, or after a run that was
+    insufficient_data (no predictions, only the reason), selects nobody and says why instead of failing."""
+    customer = set(trigger.customer_conditions)
+    if "segments" in customer and not table_exists(conn, "ml.customer_segments"):
+        return "ml.customer_segments has not been materialized yet"
+    if not {"min_predicted_clv", "churn_risk_bands"} & customer:
+        return None
+    if not table_exists(conn, "ml.customer_value"):
+        return "ml.customer_value has not been materialized yet"
+    if not table_exists(conn, "ml.model_runs"):
+        return None
+    row = conn.execute(
+        "select metrics->'clv'->>'status', metrics->'clv'->>'reason', metrics->'clv'->>'spend_reason' "
+        "from ml.model_runs where model = 'customer_value' order by created_at desc limit 1"
+    ).fetchone()
+    if row is None:
+        return None
+    status, reason, spend_reason = row
+    if status != "ok":
+        return f"the customer value model is {status}: {reason}"
+    if "min_predicted_clv" in customer and spend_reason:
+        return f"no predicted CLV (the spend model was not fitted: {spend_reason})"
+    return None
+
+
 def sync_all_audiences(
     conn: psycopg.Connection,
     client: EspClient | None,
@@ -384,5 +414,9 @@ def sync_all_audiences(
             raise ValueError(
                 f"trigger {trigger.trigger_id} needs {marts_schema}.{needed[0]}, which does not exist"
             )
+        reason = ml_not_ready(conn, trigger)
+        if reason:
+            results.append(AudienceResult(trigger.trigger_id, trigger.list_id, not_ready=reason))
+            continue
         results.append(sync_audience(conn, client, trigger, marts_schema=marts_schema, dry_run=dry_run))
     return results

@@ -6,8 +6,15 @@ import pytest
 from activation_world import make_client, sandbox, world  # noqa: F401
 
 from dagster_project.activation.sync import run_sync
-from dagster_project.activation.triggers import compile_trigger, ensure_tables, load_triggers
+from dagster_project.activation.triggers import (
+    compile_trigger,
+    ensure_tables,
+    load_triggers,
+    sync_all_audiences,
+)
+from dagster_project.ml.io import record_model_run
 from dagster_project.ml.value_io import campaign_value_by_audience
+from ml.registry import ModelRun
 
 
 def test_customer_value_reaches_the_esp_as_profile_properties(world, sandbox):  # noqa: F811
@@ -68,6 +75,52 @@ def test_high_value_high_churn_trigger_selects_by_predicted_clv_and_band(world):
     sql, params = compile_trigger(trigger)
     selected = {row[0] for row in world.conn.execute(sql, params).fetchall()}
     assert selected == {buyers[0]}  # high value and high risk; not the low-risk one, not the low-value one
+
+
+def _value_run(status: str, reason: str | None) -> ModelRun:
+    clv = {"status": status, "reason": reason, "spend_reason": None}
+    return ModelRun("customer_value", f"customer_value-{status}", {}, {}, {"clv": clv})
+
+
+def test_high_value_high_churn_trigger_selects_nobody_and_says_why_until_there_are_predictions(
+    world,  # noqa: F811
+):
+    ensure_tables(world.conn)
+    trigger = next(t for t in load_triggers() if t.trigger_id == "trigger_004")
+    assert trigger.active
+
+    def audience():
+        (result,) = sync_all_audiences(world.conn, None, [trigger], dry_run=True)
+        return result
+
+    # before ml.customer_value was ever materialized: no crash, nobody, the reason
+    first = audience()
+    assert first.not_ready == "ml.customer_value has not been materialized yet"
+    assert (first.new_executions, first.pending) == (0, 0)
+
+    buyer = world.conn.execute(
+        "select customer_key from marts.dim_customers where is_contactable order by 1 limit 1"
+    ).fetchone()[0]
+    world.conn.execute(
+        "insert into marts.fct_orders values (900100, %s, 'completed', 80, timestamptz '2026-06-01')",
+        (buyer,),
+    )
+    world.conn.execute(
+        "create table ml.customer_value (customer_key text primary key, predicted_clv float8, "
+        "churn_risk_band text)"
+    )
+    world.conn.execute("insert into ml.customer_value values (%s, null, null)", (buyer,))
+    thin = "40 customers with a completed order, fewer than the minimum 100"
+    record_model_run(world.conn, _value_run("insufficient_data", thin))
+    assert audience().not_ready == f"the customer value model is insufficient_data: {thin}"
+
+    # a fitted run with predictions: the trigger selects again
+    world.conn.execute("update ml.customer_value set predicted_clv = 500, churn_risk_band = 'High'")
+    world.conn.execute("delete from ml.model_runs")
+    record_model_run(world.conn, _value_run("ok", None))
+    ready = audience()
+    assert ready.not_ready is None and ready.new_executions == 1
+    assert world.conn.execute("select count(*) from activation.campaign_executions").fetchone()[0] == 0
 
 
 def test_expected_campaign_value_per_audience(world):  # noqa: F811
