@@ -9,7 +9,7 @@ from collections import Counter
 
 import httpx
 import orjson
-from activation_world import build_world, sandbox  # noqa: F401
+from activation_world import build_world, sandbox, write_two_customer_values  # noqa: F401
 
 from dagster_project.activation.client import ApiSession, ProfileRecord, SentRequest
 from dagster_project.activation.mailchimp import MailchimpClient, mailchimp_headers, subscriber_hash
@@ -145,25 +145,7 @@ def test_a_mailchimp_sync_of_1000_profiles_with_tags_takes_a_bounded_number_of_r
 def test_customer_value_reaches_mailchimp_as_typed_merge_fields(warehouse_url, sandbox):  # noqa: F811
     world = build_world(warehouse_url)
     try:
-        valued, unvalued = (
-            row[0]
-            for row in world.conn.execute(
-                "select customer_key from marts.dim_customers where is_contactable order by 1 limit 2"
-            ).fetchall()
-        )
-        world.conn.execute(
-            "create table ml.customer_value (customer_key text primary key, historic_clv float8, "
-            "p_alive float8, predicted_clv float8, churn_risk float8, churn_risk_band text, "
-            "expected_next_order_at timestamptz, avg_days_between_orders float8, "
-            "purchase_propensity_30d float8, top_categories text)"
-        )
-        world.conn.execute(
-            "insert into ml.customer_value values "
-            "(%s, 120.5, 0.8123, 310.456, 0.4567, 'Medium', '2026-12-24T00:00:00Z', 33.333, 0.21, "
-            "'books,garden'), (%s, 0, null, null, null, null, null, null, 0.05, null)",
-            (valued, unvalued),
-        )
-        world.conn.commit()
+        valued, unvalued = write_two_customer_values(world.conn)
         emails = dict(world.conn.execute("select customer_key, email from marts.dim_customers").fetchall())
         sent: list[SentRequest] = []
         result = run_sync(world.conn, mailchimp(sandbox, sent), f"mailchimp:{AUDIENCE}", AUDIENCE)

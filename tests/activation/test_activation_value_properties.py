@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from activation_world import make_client, sandbox, world  # noqa: F401
+from activation_world import make_client, sandbox, world, write_two_customer_values  # noqa: F401
 
 from dagster_project.activation.sync import run_sync
 from dagster_project.activation.triggers import (
@@ -18,25 +18,7 @@ from ml.registry import ModelRun
 
 
 def test_customer_value_reaches_the_esp_as_profile_properties(world, sandbox):  # noqa: F811
-    valued, unvalued = (
-        row[0]
-        for row in world.conn.execute(
-            "select customer_key from marts.dim_customers where is_contactable order by 1 limit 2"
-        ).fetchall()
-    )
-    world.conn.execute(
-        "create table ml.customer_value (customer_key text primary key, historic_clv float8, p_alive float8, "
-        "predicted_clv float8, churn_risk float8, churn_risk_band text, expected_next_order_at timestamptz, "
-        "avg_days_between_orders float8, purchase_propensity_30d float8, top_categories text)"
-    )
-    world.conn.execute(
-        "insert into ml.customer_value values "
-        "(%s, 120.5, 0.8123, 310.456, 0.4567, 'Medium', '2026-12-24T00:00:00Z', 33.333, 0.21, "
-        "'books,garden'),"
-        "(%s, 0, null, null, null, null, null, null, 0.05, null)",
-        (valued, unvalued),
-    )
-    world.conn.commit()
+    valued, unvalued = write_two_customer_values(world.conn)
     run_sync(world.conn, make_client(sandbox), "sandbox:sendwise", "sendwise")
     profiles = {p["external_id"]: p["properties"] for p in sandbox.store.profiles.values()}
     assert profiles[valued]["sendwise_historic_clv"] == 120.5
