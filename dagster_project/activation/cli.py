@@ -126,9 +126,27 @@ def _run(args: argparse.Namespace) -> int:
                     f"{audience.failed} failed"
                 )
                 status = status or (EXIT_PARTIAL if audience.failed else EXIT_SUCCESS)
+            for line in campaign_value_lines(conn):
+                print(line)
     if client is not None:
         client.close()
     return status
+
+
+def campaign_value_lines(conn) -> list[str]:
+    """Per audience, the expected value of one send to its members (once ml.customer_value exists)."""
+    from dagster_project.ml.value_io import campaign_value_by_audience
+    from ml.config import MLConfig
+
+    values = campaign_value_by_audience(conn, MLConfig().propensity.cost_per_send)
+    if values is None:
+        return []
+    return [
+        f"audience {row.trigger_id}: expected campaign value {row.expected_value:.2f} = "
+        f"{row.expected_orders:.1f} expected orders worth {row.expected_revenue:.2f} "
+        f"- {row.send_cost:.2f} for {row.members} sends"
+        for row in values.itertuples()
+    ]
 
 
 def format_summary(summary: dict) -> str:

@@ -160,7 +160,11 @@ def test_shop_only_run_predicts_customer_value_and_pushes_it(
             assert (
                 pushed["sendwise_expected_next_order_date"] == next_order.astimezone(UTC).date().isoformat()
             )
-        if v["top_categories"]:
-            assert pushed["sendwise_top_categories"] == v["top_categories"].split(",")
+        top = v["top_categories"].split(",") if v["top_categories"] else []
+        if top:
+            assert pushed["sendwise_top_categories"] == top
         else:
             assert "sendwise_top_categories" not in pushed
+        # the purchased_<category> segments are the affinity's top categories, not every category bought
+        segments = pushed["sendwise_behavioural_segments"]
+        assert [s for s in segments if s.startswith("purchased_")] == [f"purchased_{c}" for c in top]
