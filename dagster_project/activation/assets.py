@@ -122,12 +122,14 @@ def esp_profile_sync(
 
 def audiences_table(results: list[AudienceResult]) -> str:
     return (
-        "| trigger | list | new executions | synced | skipped (consent) | removed (consent) | failed |\n"
-        "|---|---|---|---|---|---|---|\n"
+        "| trigger | list | new executions | synced | skipped (consent) | removed (consent) | failed "
+        "| note |\n"
+        "|---|---|---|---|---|---|---|---|\n"
         + (
             "\n".join(
                 f"| {r.trigger_id} | {r.list_id} | {r.new_executions} | {r.synced_customers or r.pending} | "
-                f"{r.skipped_not_contactable} | {r.removed_not_contactable} | {r.failed} |"
+                f"{r.skipped_not_contactable} | {r.removed_not_contactable} | {r.failed} | "
+                f"{'selects nobody: ' + r.not_ready if r.not_ready else ''} |"
                 for r in results
             )
         )

@@ -110,6 +110,12 @@ def _run(args: argparse.Namespace) -> int:
             for audience in sync_all_audiences(
                 conn, client, load_triggers(), marts_schema=args.marts_schema, dry_run=args.dry_run
             ):
+                if audience.not_ready:
+                    print(
+                        f"audience {audience.trigger_id} -> list {audience.list_id}: selects nobody: "
+                        f"{audience.not_ready}"
+                    )
+                    continue
                 verb = "would add" if args.dry_run else "added"
                 count = audience.pending if args.dry_run else audience.synced_customers
                 print(
@@ -120,9 +126,27 @@ def _run(args: argparse.Namespace) -> int:
                     f"{audience.failed} failed"
                 )
                 status = status or (EXIT_PARTIAL if audience.failed else EXIT_SUCCESS)
+            for line in campaign_value_lines(conn):
+                print(line)
     if client is not None:
         client.close()
     return status
+
+
+def campaign_value_lines(conn) -> list[str]:
+    """Per audience, the expected value of one send to its members (once ml.customer_value exists)."""
+    from dagster_project.ml.value_io import campaign_value_by_audience
+    from ml.config import MLConfig
+
+    values = campaign_value_by_audience(conn, MLConfig().propensity.cost_per_send)
+    if values is None:
+        return []
+    return [
+        f"audience {row.trigger_id}: expected campaign value {row.expected_value:.2f} = "
+        f"{row.expected_orders:.1f} expected orders worth {row.expected_revenue:.2f} "
+        f"- {row.send_cost:.2f} for {row.members} sends"
+        for row in values.itertuples()
+    ]
 
 
 def format_summary(summary: dict) -> str:

@@ -40,7 +40,18 @@ MERGE_FIELDS: dict[str, tuple[str, str, str]] = {
     "sendwise_next_send_at": ("SW_NEXT", "text", "Sendwise next send at (UTC)"),
     "sendwise_engagement_score": ("SW_ENGAGE", "number", "Sendwise engagement score"),
     "sendwise_lifetime_value": ("SW_LTV", "number", "Sendwise lifetime value"),
+    "sendwise_historic_clv": ("SW_HCLV", "number", "Sendwise historic CLV"),
+    "sendwise_predicted_clv": ("SW_PCLV", "number", "Sendwise predicted CLV (365 days)"),
+    "sendwise_p_alive": ("SW_PALIVE", "number", "Sendwise P(alive)"),
+    "sendwise_churn_risk": ("SW_CHURN", "number", "Sendwise churn risk (no order in 90 days)"),
+    "sendwise_churn_risk_band": ("SW_CHURNB", "text", "Sendwise churn risk band"),
+    "sendwise_expected_next_order_date": ("SW_NEXTORD", "date", "Sendwise expected next order date"),
+    "sendwise_avg_days_between_orders": ("SW_AVGDAYS", "number", "Sendwise average days between orders"),
+    "sendwise_purchase_propensity_30d": ("SW_PROP30", "number", "Sendwise P(order in 30 days)"),
+    "sendwise_top_categories": ("SW_TOPCATS", "text", "Sendwise top categories"),
 }
+# Date merge fields are created with this format, and their values are written in it
+DATE_FORMAT = "MM/DD/YYYY"
 
 
 def mailchimp_base_url(api_key: str) -> str:
@@ -61,10 +72,20 @@ def subscriber_hash(email: str) -> str:
 def member_body(record: ProfileRecord) -> dict[str, Any]:
     merge_fields: dict[str, Any] = {"FNAME": record.first_name or "", "LNAME": record.last_name or ""}
     for prop, (tag, kind, _name) in MERGE_FIELDS.items():
-        value = record.properties.get(prop)
-        merge_fields[tag] = value if value is not None else ("" if kind == "text" else None)
+        value = merge_value(record.properties.get(prop), kind)
+        merge_fields[tag] = value if value is not None else ("" if kind in ("text", "date") else None)
     merge_fields = {k: v for k, v in merge_fields.items() if v is not None}
     return {"email_address": record.email, "status_if_new": "subscribed", "merge_fields": merge_fields}
+
+
+def merge_value(value: Any, kind: str) -> Any:
+    """A Sendwise property as its merge field takes it: lists joined, ISO dates as DATE_FORMAT."""
+    if isinstance(value, list):
+        value = ", ".join(str(item) for item in value)
+    if kind == "date" and value:
+        year, month, day = str(value)[:10].split("-")
+        return f"{month}/{day}/{year}"
+    return value
 
 
 def bounded_tag(text: str) -> str:
@@ -112,11 +133,10 @@ class MailchimpClient(EspClient):
             existing = {field["tag"] for field in document.get("merge_fields") or []}
         for tag, kind, name in MERGE_FIELDS.values():
             if tag not in existing:
-                self.session.request(
-                    "POST",
-                    path,
-                    json={"name": name, "tag": tag, "type": kind, "required": False, "public": False},
-                )
+                body = {"name": name, "tag": tag, "type": kind, "required": False, "public": False}
+                if kind == "date":
+                    body["options"] = {"date_format": DATE_FORMAT}
+                self.session.request("POST", path, json=body)
         self._merge_fields_ready.add(list_id)
 
     def upsert_profiles(self, records: Sequence[ProfileRecord], list_id: str) -> list[RecordOutcome]:

@@ -42,14 +42,40 @@ class MailchimpState:
     audiences: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     merge_fields: dict[str, list[str]] = field(default_factory=dict)
     batches: dict[str, dict[str, Any]] = field(default_factory=dict)
+    merge_field_types: dict[str, dict[str, str]] = field(default_factory=dict)
+    """audience id -> merge tag -> type (text when not created through the API)."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"audiences": self.audiences, "merge_fields": self.merge_fields}
+        return {
+            "audiences": self.audiences,
+            "merge_fields": self.merge_fields,
+            "merge_field_types": self.merge_field_types,
+        }
 
     @classmethod
     def from_json(cls, document: dict[str, Any] | None) -> MailchimpState:
         document = document or {}
-        return cls(document.get("audiences", {}), document.get("merge_fields", {}))
+        return cls(
+            document.get("audiences", {}),
+            document.get("merge_fields", {}),
+            merge_field_types=document.get("merge_field_types", {}),
+        )
+
+
+US_DATE = re.compile(r"(0[1-9]|1[0-2])/(0[1-9]|[12][0-9]|3[01])/[0-9]{4}")
+
+
+def merge_value_problem(tag: str, kind: str, value: Any) -> str | None:
+    """Mailchimp validates a merge value by its field's type (an empty string clears any field)."""
+    if value == "":
+        return None
+    if kind == "number" and (isinstance(value, bool) or not isinstance(value, int | float)):
+        return f"{tag}: please enter a number (got {value!r})"
+    if kind == "date" and not (isinstance(value, str) and US_DATE.fullmatch(value)):
+        return f"{tag}: please enter the date in MM/DD/YYYY (got {value!r})"
+    if kind == "text" and not isinstance(value, str):
+        return f"{tag}: please enter text (got {value!r})"
+    return None
 
 
 class MailchimpProblem(Exception):
@@ -107,6 +133,8 @@ class MailchimpSandbox:
             tags = self.state.merge_fields.setdefault(match.group(1), ["FNAME", "LNAME"])
             if method == "POST":
                 tags.append(document["tag"])
+                kinds = self.state.merge_field_types.setdefault(match.group(1), {})
+                kinds[document["tag"]] = document.get("type", "text")
                 return 200, {"tag": document["tag"], "name": document.get("name")}
             return 200, {"merge_fields": [{"tag": t} for t in tags], "total_items": len(tags)}
         if (match := re.fullmatch(r"/lists/([^/]+)", path)) and method == "POST":
@@ -163,6 +191,13 @@ class MailchimpSandbox:
                 reason = f"{email} looks fake or invalid, please enter a real email address."
             if reason is None and unknown:
                 reason = f"merge fields {unknown} do not exist in this audience"
+            if reason is None:
+                kinds = self.state.merge_field_types.get(list_id, {})
+                problems = (
+                    merge_value_problem(tag, kinds.get(tag, "text"), value)
+                    for tag, value in (item.get("merge_fields") or {}).items()
+                )
+                reason = next((problem for problem in problems if problem), None)
             if reason:
                 errors.append({"email_address": email, "error": reason, "error_code": "ERROR_GENERIC"})
                 continue

@@ -158,11 +158,7 @@ def desired_profiles_sql(conn: psycopg.Connection, marts_schema: str = "marts") 
 
     statuses = ", ".join(f"'{s}'" for s in NON_CONTACTABLE_STATUSES)
     lifetime_value = "coalesce(f.lifetime_value, c.lifetime_value)" if "f" in present else "c.lifetime_value"
-    behavioural = column(
-        "f",
-        "to_jsonb(array_remove(string_to_array("
-        "replace(coalesce(f.behavioural_segments, ''), ' ', ''), ','), ''))",
-    )
+    behavioural = column("f", f"to_jsonb({behavioural_segments_sql(affinity='v' in present)})")
     next_send_at = column(
         "t", """to_char(t.next_send_at_utc at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"')"""
     )
@@ -234,6 +230,24 @@ select
     case when changed then properties end as properties
 from final
 """
+
+
+def behavioural_segments_sql(affinity: bool, features: str = "f", values: str = "v") -> str:
+    """The behavioural segments as a text[] SQL expression over fct_customer_features (`features`).
+
+    With `affinity` (ml.customer_value joined as `values`), the purchased_<category> segments are the
+    customer's top categories by shrunk lift (ml/affinity.py), best first, instead of the mart's
+    purchased_<category> for every category ever bought: a single order in a category makes no segment."""
+    listed = f"replace(coalesce({features}.behavioural_segments, ''), ' ', '')"
+    segments = f"array_remove(string_to_array({listed}, ','), '')"
+    if not affinity:
+        return segments
+    slug = "trim(both '_' from regexp_replace(lower(trim(c)), '[^a-z0-9]+', '_', 'g'))"  # dbt's segment_slug
+    return (
+        f"(array(select s from unnest({segments}) s where s not like 'purchased\\_%%') || "
+        f"array(select 'purchased_' || {slug} from unnest(string_to_array({values}.top_categories, ',')) "
+        "with ordinality as t(c, n) order by n))"
+    )
 
 
 def _value_properties_sql() -> str:

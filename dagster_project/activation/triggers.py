@@ -17,7 +17,11 @@ import psycopg
 import yaml
 
 from dagster_project.activation.client import EspClient, EspError, ProfileRecord, chunked, failed_outcomes
-from dagster_project.activation.sync import NON_CONTACTABLE_STATUSES, table_exists
+from dagster_project.activation.sync import (
+    NON_CONTACTABLE_STATUSES,
+    behavioural_segments_sql,
+    table_exists,
+)
 
 DEFAULT_TRIGGERS_FILE = Path(__file__).with_name("triggers.yaml")
 
@@ -94,8 +98,11 @@ def load_triggers(path: Path = DEFAULT_TRIGGERS_FILE) -> list[CampaignTrigger]:
     return sorted(triggers, key=lambda t: t.priority)
 
 
-def compile_trigger(trigger: CampaignTrigger, marts_schema: str = "marts") -> tuple[str, dict[str, Any]]:
-    """SQL selecting (customer_key, event_key, event_at) for the trigger, and its parameters."""
+def compile_trigger(
+    trigger: CampaignTrigger, marts_schema: str = "marts", affinity: bool = False
+) -> tuple[str, dict[str, Any]]:
+    """SQL selecting (customer_key, event_key, event_at) for the trigger, and its parameters. `affinity`
+    (ml.customer_value exists): purchased_<category> segments are the top categories by lift."""
     events = dict(trigger.event_conditions)
     event_type = events.pop("event_type", None)
     event_data = events.pop("event_data", None) or {}
@@ -168,6 +175,8 @@ def compile_trigger(trigger: CampaignTrigger, marts_schema: str = "marts") -> tu
         params["segments"] = [str(s) for s in customer["segments"]]
     if {"min_predicted_clv", "churn_risk_bands"} & set(customer):
         joins.append("join ml.customer_value v on v.customer_key = e.customer_key")
+    elif affinity and "behavioural_segments" in customer:
+        joins.append("left join ml.customer_value v on v.customer_key = e.customer_key")
     if "min_predicted_clv" in customer:
         conditions.append("v.predicted_clv >= %(min_predicted_clv)s")
         params["min_predicted_clv"] = float(customer["min_predicted_clv"])
@@ -175,10 +184,7 @@ def compile_trigger(trigger: CampaignTrigger, marts_schema: str = "marts") -> tu
         conditions.append("v.churn_risk_band = any(%(churn_risk_bands)s)")
         params["churn_risk_bands"] = [str(b) for b in customer["churn_risk_bands"]]
     if "behavioural_segments" in customer:
-        conditions.append(
-            "string_to_array(replace(coalesce(f.behavioural_segments, ''), ' ', ''), ',')"
-            " && %(behavioural_segments)s::text[]"
-        )
+        conditions.append(f"{behavioural_segments_sql(affinity)} && %(behavioural_segments)s::text[]")
         params["behavioural_segments"] = [str(s) for s in customer["behavioural_segments"]]
     sql = (
         f"with events as ({event_sql})\n"
@@ -211,7 +217,7 @@ def detect_executions(
     conn: psycopg.Connection, trigger: CampaignTrigger, marts_schema: str = "marts", dry_run: bool = False
 ) -> int:
     """Log new (customer, event) pairs for the trigger as pending executions; returns how many are new."""
-    sql, params = compile_trigger(trigger, marts_schema)
+    sql, params = compile_trigger(trigger, marts_schema, affinity=table_exists(conn, "ml.customer_value"))
     if dry_run:
         row = conn.execute(
             f"select count(*) from ({sql}) q where not exists ("
@@ -249,6 +255,8 @@ class AudienceResult:
     removed_not_contactable: int = 0
     failed: int = 0
     pending: int = 0
+    not_ready: str | None = None
+    """Why the trigger selected nobody without looking (its ML inputs are missing or were not fitted)."""
 
 
 def sync_audience(
@@ -363,6 +371,34 @@ def _apply_outcomes(conn: psycopg.Connection, trigger_id: str, outcomes: Sequenc
     conn.commit()
 
 
+def ml_not_ready(conn: psycopg.Connection, trigger: CampaignTrigger) -> str | None:
+    """Why the trigger's ML conditions cannot select anyone yet, or None when their tables are usable.
+
+    A trigger on ml.customer_value before its first materialization, or after a run that was
+    insufficient_data (no predictions, only the reason), selects nobody and says why instead of failing."""
+    customer = set(trigger.customer_conditions)
+    if "segments" in customer and not table_exists(conn, "ml.customer_segments"):
+        return "ml.customer_segments has not been materialized yet"
+    if not {"min_predicted_clv", "churn_risk_bands"} & customer:
+        return None
+    if not table_exists(conn, "ml.customer_value"):
+        return "ml.customer_value has not been materialized yet"
+    if not table_exists(conn, "ml.model_runs"):
+        return None
+    row = conn.execute(
+        "select metrics->'clv'->>'status', metrics->'clv'->>'reason', metrics->'clv'->>'spend_reason' "
+        "from ml.model_runs where model = 'customer_value' order by created_at desc limit 1"
+    ).fetchone()
+    if row is None:
+        return None
+    status, reason, spend_reason = row
+    if status != "ok":
+        return f"the customer value model is {status}: {reason}"
+    if "min_predicted_clv" in customer and spend_reason:
+        return f"no predicted CLV (the spend model was not fitted: {spend_reason})"
+    return None
+
+
 def sync_all_audiences(
     conn: psycopg.Connection,
     client: EspClient | None,
@@ -384,5 +420,9 @@ def sync_all_audiences(
             raise ValueError(
                 f"trigger {trigger.trigger_id} needs {marts_schema}.{needed[0]}, which does not exist"
             )
+        reason = ml_not_ready(conn, trigger)
+        if reason:
+            results.append(AudienceResult(trigger.trigger_id, trigger.list_id, not_ready=reason))
+            continue
         results.append(sync_audience(conn, client, trigger, marts_schema=marts_schema, dry_run=dry_run))
     return results

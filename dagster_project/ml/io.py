@@ -235,6 +235,12 @@ def _upsert_run(conn: psycopg.Connection, run: ModelRun) -> None:
         )
 
 
+def record_model_run(conn: psycopg.Connection, run: ModelRun) -> None:
+    """Record a run that writes no table of its own (e.g. the CDNOW reproduction) in ml.model_runs."""
+    with conn.transaction():
+        _upsert_run(conn, run)
+
+
 def write_segmentation(
     conn: psycopg.Connection,
     run: ModelRun,

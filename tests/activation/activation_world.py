@@ -177,3 +177,28 @@ def make_client(
 def list_emails(sandbox: Sandbox, list_id: str) -> list[str]:
     store = sandbox.store
     return [store.profiles[pid]["email"] for pid in store.lists.get(list_id, {})]
+
+
+def write_two_customer_values(conn: psycopg.Connection) -> tuple[str, str]:
+    """ml.customer_value for the first two contactable customers: one with every prediction (values
+    whose rounding and formats the ESP tests check), one with only a propensity. Returns their keys."""
+    valued, unvalued = (
+        row[0]
+        for row in conn.execute(
+            "select customer_key from marts.dim_customers where is_contactable order by 1 limit 2"
+        ).fetchall()
+    )
+    conn.execute(
+        "create table ml.customer_value (customer_key text primary key, historic_clv float8, p_alive float8, "
+        "predicted_clv float8, churn_risk float8, churn_risk_band text, expected_next_order_at timestamptz, "
+        "avg_days_between_orders float8, purchase_propensity_30d float8, top_categories text)"
+    )
+    conn.execute(
+        "insert into ml.customer_value values "
+        "(%s, 120.5, 0.8123, 310.456, 0.4567, 'Medium', '2026-12-24T00:00:00Z', 33.333, 0.21, "
+        "'books,garden'),"
+        "(%s, 0, null, null, null, null, null, null, 0.05, null)",
+        (valued, unvalued),
+    )
+    conn.commit()
+    return valued, unvalued

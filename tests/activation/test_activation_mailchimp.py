@@ -9,7 +9,7 @@ from collections import Counter
 
 import httpx
 import orjson
-from activation_world import build_world, sandbox  # noqa: F401
+from activation_world import build_world, sandbox, write_two_customer_values  # noqa: F401
 
 from dagster_project.activation.client import ApiSession, ProfileRecord, SentRequest
 from dagster_project.activation.mailchimp import MailchimpClient, mailchimp_headers, subscriber_hash
@@ -96,7 +96,7 @@ def test_every_mailchimp_request_conforms_and_members_tags_and_archiving_land(sa
     assert problems == []
     counted = operations(sent)
     assert counted["POST /lists/{list_id}"] == 3  # 500 + 500 + 100 members
-    assert counted["POST /lists/{list_id}/merge-fields"] == 5  # the SW_* fields the audience lacked
+    assert counted["POST /lists/{list_id}/merge-fields"] == 14  # the SW_* fields the audience lacked
     assert counted["POST /lists/{list_id}/members/{subscriber_hash}/tags"] == 0  # batched, not one by one
     assert counted["DELETE /lists/{list_id}/members/{subscriber_hash}"] == 0
     assert counted["POST /batches"] == 3 + 1 + 1 + 1 + 1
@@ -133,10 +133,67 @@ def test_a_mailchimp_sync_of_1000_profiles_with_tags_takes_a_bounded_number_of_r
         client = mailchimp(sandbox)
         result = run_sync(world.conn, client, f"mailchimp:{AUDIENCE}", AUDIENCE)
         assert result.added == contactable and result.failed == result.rejected == 0
-        # merge fields: 1 read + 5 created; per 500 members: the upsert, the tags batch, one poll
-        assert result.requests == 1 + 5 + 3 * 2 == 12
+        # merge fields: 1 read + 14 created; per 500 members: the upsert, the tags batch, one poll
+        assert result.requests == 1 + 14 + 3 * 2 == 21
         audience = sandbox.store.mailchimp.audiences[AUDIENCE]
         assert len(audience) == contactable
         assert all(m["tags"][0] == "sendwise" and len(m["tags"]) == 2 for m in audience.values())
     finally:
         world.conn.close()
+
+
+def test_customer_value_reaches_mailchimp_as_typed_merge_fields(warehouse_url, sandbox):  # noqa: F811
+    world = build_world(warehouse_url)
+    try:
+        valued, unvalued = write_two_customer_values(world.conn)
+        emails = dict(world.conn.execute("select customer_key, email from marts.dim_customers").fetchall())
+        sent: list[SentRequest] = []
+        result = run_sync(world.conn, mailchimp(sandbox, sent), f"mailchimp:{AUDIENCE}", AUDIENCE)
+        assert result.failed == result.rejected == 0
+    finally:
+        world.conn.close()
+    audience = sandbox.store.mailchimp.audiences[AUDIENCE]
+    fields = audience[subscriber_hash(emails[valued])]["merge_fields"]
+    assert {tag: fields[tag] for tag in fields if tag.startswith("SW_") and tag not in OLD_TAGS} == {
+        "SW_HCLV": 120.5,
+        "SW_PCLV": 310.46,
+        "SW_PALIVE": 0.812,
+        "SW_CHURN": 0.457,
+        "SW_CHURNB": "Medium",
+        "SW_NEXTORD": "12/24/2026",
+        "SW_AVGDAYS": 33.3,
+        "SW_PROP30": 0.21,
+        "SW_TOPCATS": "books, garden",
+    }
+    fields = audience[subscriber_hash(emails[unvalued])]["merge_fields"]
+    assert "SW_PCLV" not in fields and fields["SW_CHURNB"] == fields["SW_NEXTORD"] == ""  # no prediction
+    assert fields["SW_PROP30"] == 0.05
+    kinds = sandbox.store.mailchimp.merge_field_types[AUDIENCE]
+    assert (kinds["SW_NEXTORD"], kinds["SW_PCLV"], kinds["SW_TOPCATS"]) == ("date", "number", "text")
+    validator = mailchimp_validator(SPECS)
+    problems = [p for r in sent for p in validator.violations(r.method, r.url, r.headers, r.body or None)]
+    assert problems == []
+
+
+OLD_TAGS = {"SW_SEGMENT", "SW_HOUR", "SW_NEXT", "SW_ENGAGE", "SW_LTV"}
+
+
+def test_the_mailchimp_sandbox_refuses_a_merge_value_of_the_wrong_type(sandbox):  # noqa: F811
+    client = mailchimp(sandbox)
+    good = ProfileRecord("k1", "good@example.com", "F", "L", {"sendwise_predicted_clv": 12.5})
+    assert [o.status for o in client.upsert_profiles([good], AUDIENCE)] == ["ok"]
+    headers = {**mailchimp_headers("k-us1"), "Content-Type": "application/json"}
+    members = [
+        {"email_address": "n@example.com", "status_if_new": "subscribed", "merge_fields": {"SW_PCLV": "12"}},
+        {"email_address": "d@example.com", "status_if_new": "subscribed",
+         "merge_fields": {"SW_NEXTORD": "2026-12-24"}},
+    ]  # fmt: skip
+    answer = httpx.post(
+        f"{sandbox.url}/3.0/lists/{AUDIENCE}",
+        json={"members": members, "update_existing": True},
+        headers=headers,
+    ).json()
+    assert [e["error"] for e in answer["errors"]] == [
+        "SW_PCLV: please enter a number (got '12')",
+        "SW_NEXTORD: please enter the date in MM/DD/YYYY (got '2026-12-24')",
+    ]

@@ -7,33 +7,28 @@ import math
 
 import numpy as np
 import pandas as pd
+import psycopg
 import pytest
 from scipy import integrate
 
+from dagster_project.ml.io import record_model_run
+from dagster_project.warehouse import connection
 from ml import clv
-
-CALIBRATION_END = pd.Timestamp("1997-09-30", tz="UTC")
-HOLDOUT_END = pd.Timestamp("1998-06-30", tz="UTC")
-HOLDOUT_DAYS = 273  # 39 weeks
+from ml.clv_reproduction import (
+    CALIBRATION_END,
+    HOLDOUT_DAYS,
+    HOLDOUT_END,
+    cdnow_run,
+    cdnow_sample_path,
+    read_cdnow,
+)
 
 
 def cdnow_transactions() -> pd.DataFrame:
-    """The CDNOW sample shipped in the lifetimes wheel, read as a file (lifetimes itself is not imported):
-    master id, sample id (1..2357), YYYYMMDD, CDs bought, dollar value."""
-    try:
-        dist = importlib.metadata.distribution("lifetimes")
-    except importlib.metadata.PackageNotFoundError:
+    path = cdnow_sample_path()
+    if path is None:
         pytest.skip("lifetimes (dev extra) is not installed: it carries the CDNOW sample")
-    path = dist.locate_file("lifetimes/datasets/CDNOW_sample.txt")
-    raw = pd.read_csv(
-        path,
-        sep=r"\s+",
-        header=None,
-        names=["master_id", "customer_id", "date", "quantity", "amount"],
-        dtype={"date": str},
-    )
-    raw["ordered_at"] = pd.to_datetime(raw["date"], format="%Y%m%d", utc=True)
-    return raw
+    return read_cdnow(path)
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +87,31 @@ def test_cdnow_holdout_forecast_and_per_customer_error(cdnow):
     naive_mae = np.abs(naive - actual).mean()
     assert model_mae == pytest.approx(0.79, abs=0.01)
     assert model_mae < naive_mae
+
+
+def test_cdnow_reproduction_is_recorded_as_a_model_run(cdnow, warehouse_url: str):
+    """bench/cdnow.py's run: the fit, Gamma-Gamma and holdout figures land in ml.model_runs."""
+    transactions, _, _ = cdnow
+    with psycopg.connect(connection.libpq_url(warehouse_url)) as conn:
+        record_model_run(conn, cdnow_run(transactions))
+        record_model_run(conn, cdnow_run(transactions))  # same data, same version: one row
+        rows = conn.execute(
+            "select version, metrics from ml.model_runs where model = 'clv_cdnow_reproduction'"
+        ).fetchall()
+    assert len(rows) == 1
+    metrics = rows[0][1]
+    for name, published in (("r", 0.243), ("alpha", 4.414), ("a", 0.793), ("b", 2.426)):
+        assert metrics["bgnbd"][name] == pytest.approx(published, rel=0.01)
+    assert metrics["bgnbd"]["log_likelihood"] == pytest.approx(-9582.4, rel=0.01)
+    for name, published in (("p", 6.25), ("q", 3.74), ("gamma", 15.44)):
+        assert metrics["gamma_gamma"][name] == pytest.approx(published, rel=0.02)
+    holdout = metrics["holdout"]
+    assert holdout["actual_purchase_days"] == 1882
+    assert holdout["forecast_purchase_days"] == pytest.approx(1653, abs=5)
+    assert abs(holdout["forecast_error"]) < 0.15
+    assert holdout["mae_model"] == pytest.approx(0.79, abs=0.01)
+    assert holdout["mae_naive_rate"] == pytest.approx(1.02, abs=0.01)
+    assert holdout["mae_model"] < holdout["mae_naive_rate"]
 
 
 def test_summary_by_hand():

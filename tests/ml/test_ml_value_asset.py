@@ -6,6 +6,7 @@ import json
 
 import dagster as dg
 import pandas as pd
+import pytest
 import sqlalchemy as sa
 from clv_worlds import simulate_orders
 
@@ -60,6 +61,17 @@ def test_customer_value_asset_writes_rows_and_its_run_record(warehouse_url: str)
     metrics = run["metrics"].iloc[0]
     metrics = json.loads(metrics) if isinstance(metrics, str) else metrics
     assert metrics["clv"]["status"] == "ok"
+    # the run records its own backtests: BG/NBD on the last 30 days, propensity AUC vs both baselines
+    backtest = metrics["clv_backtest"]
+    assert backtest["status"] == "ok" and backtest["holdout_days"] == 30
+    assert backtest["actual_purchase_days"] > 0 and backtest["forecast_purchase_days"] > 0
+    assert backtest["forecast_error"] == pytest.approx(
+        backtest["forecast_purchase_days"] / backtest["actual_purchase_days"] - 1
+    )
+    assert backtest["mae_model"] >= 0 and backtest["mae_naive_rate"] >= 0
+    aucs = {method: scores["auc"] for method, scores in metrics["propensity"]["backtest"].items()}
+    assert set(aucs) == {"model", "recency_alone", "bgnbd_p_purchase"}
+    assert all(0 <= auc <= 1 for auc in aucs.values())
     snapshot = run["data_snapshot"].iloc[0]
     snapshot = json.loads(snapshot) if isinstance(snapshot, str) else snapshot
     assert snapshot["as_of"].startswith("2025-07-20")  # the build's as-of, not the newest order
