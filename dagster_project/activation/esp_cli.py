@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         return sandbox.main(argv)
     if args.esp_command == "stop":
         return stop(state_dir)
-    from dagster_project.activation.sandbox import read_state
+    from dagster_project.activation.sandbox_store import read_state
 
     state = read_state(state_dir)
     if args.esp_command == "stats":

@@ -19,7 +19,7 @@ from ingestion_helpers import SHOP_DDL, query
 from test_ingestion_own_data_run import own_env  # noqa: F401
 
 from dagster_project.activation.resources import sandbox_state_dir
-from dagster_project.activation.sandbox import read_state
+from dagster_project.activation.sandbox_store import read_state
 from dagster_project.cli import main as cli_main
 from dagster_project.settings import get_settings
 from dagster_project.warehouse import connection
