@@ -70,19 +70,30 @@ touched_orders as (
 ),
 
 {% endif -%}
-order_lines as (
-    select
-        items.order_id,
-        count(*) as line_count,
-        sum(items.quantity) as item_quantity,
-        string_agg(distinct products.category, ',' order by products.category) as categories,
-        max(case when products.updated_at > items.updated_at then products.updated_at else items.updated_at end)
-            as lines_updated_at
+touched_items as (
+    select items.*, products.category, products.updated_at as product_updated_at
     from items
     left join products using (product_id)
     {%- if is_incremental() %}
     where items.order_id in (select order_id from touched_orders)
     {%- endif %}
+),
+
+order_lines as (
+    select
+        order_id,
+        count(*) as line_count,
+        sum(quantity) as item_quantity,
+        max(case when product_updated_at > updated_at then product_updated_at else updated_at end)
+            as lines_updated_at
+    from touched_items
+    group by 1
+),
+
+{#- Distinct first, then dbt's cross-database listagg (string_agg(distinct .. order by) is Postgres only). -#}
+order_categories as (
+    select order_id, {{ listagg('category', "','", 'order by category') }} as categories
+    from (select distinct order_id, category from touched_items where category is not null) as categories
     group by 1
 ),
 
@@ -100,11 +111,12 @@ final as (
         keyed_orders.ordered_at_source,
         coalesce(order_lines.line_count, 0) as line_count,
         coalesce(order_lines.item_quantity, 0) as item_quantity,
-        order_lines.categories,
+        order_categories.categories,
         keyed_orders.updated_at,
         order_lines.lines_updated_at
     from keyed_orders
     left join order_lines using (order_id)
+    left join order_categories using (order_id)
     {%- if is_incremental() %}
     where keyed_orders.order_id in (select order_id from touched_orders)
     {%- endif %}
