@@ -40,6 +40,12 @@ PHASE_3 = {
 }
 
 
+def row_versions(url: str) -> dict[int, str]:
+    """order_id -> the transaction that wrote its fct_orders row (Postgres' xmin): a rewrite changes it."""
+    rows = query(url, "select order_id, xmin::text as written_by from marts.fct_orders")
+    return {r["order_id"]: r["written_by"] for r in rows}
+
+
 def load_phase_3(url: str) -> None:
     for table, rows in PHASE_3.items():
         load_raw(url, table, rows)
@@ -72,10 +78,13 @@ def incremental_runs(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -
     dbt_build(url, target)
     runs["keys_2"] = record_keys(url)
     runs["contents_2"] = table_contents(url)
+    runs["versions_2"] = row_versions(url)
     dbt_build(url, target)
     runs["contents_2_rerun"] = table_contents(url)
+    runs["versions_2_rerun"] = row_versions(url)
     load_phase_3(url)
     dbt_build(url, target)
+    runs["versions_3"] = row_versions(url)
     runs["keys_3"] = record_keys(url)
     runs["contents_3"] = table_contents(url)
     runs["target"] = target
@@ -145,6 +154,14 @@ def test_changed_lines_products_and_orders_reach_fct_orders(incremental_runs: di
     assert by_id[1003][3] == by_id[1004][3] == by_id[1009][3] == "Hosiery"
     assert by_id[1001] == ("completed", 100.0, 1, "Shoes")
     assert incremental_runs["contents_3"] != incremental_runs["contents_2"]
+
+
+def test_fct_orders_rewrites_only_the_orders_a_build_touches(incremental_runs: dict):
+    """A rerun without new data rewrites no order; phase 3 rewrites 1002 (refund, line) and the orders
+    holding product 3 (1003, 1004, 1009), not 1001, 1007 or 1008."""
+    v1, rerun, v3 = (incremental_runs[k] for k in ("versions_2", "versions_2_rerun", "versions_3"))
+    assert rerun == v1
+    assert {order for order, version in v3.items() if version != v1[order]} == {1002, 1003, 1004, 1009}
 
 
 def test_late_events_reshape_their_visitors_sessions(incremental_runs: dict):
