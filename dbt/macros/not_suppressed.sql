@@ -13,3 +13,12 @@
     where {{ column }} in (select customer_key from {{ ref('int_privacy__suppressed_customers') }})
     {%- endif -%}
 {%- endmacro %}
+
+{#- Post-hook of incremental models: rows kept from earlier builds whose key is gone from the source
+    relation (a row quarantined after it was built) go, as a full rebuild would not have them. -#}
+{% macro drop_rows_gone_from(relation, column) -%}
+    {%- if is_incremental() -%}
+    delete from {{ this }} as kept
+    where not exists (select 1 from {{ relation }} as source where source.{{ column }} = kept.{{ column }})
+    {%- endif -%}
+{%- endmacro %}

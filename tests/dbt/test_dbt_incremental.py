@@ -1,13 +1,15 @@
 """Re-runs and new data: a rebuild without new raw rows changes nothing; new data keeps keys stable, and
-when two known people merge the older key survives and the retired one is mapped to it."""
+when two known people merge the older key survives and the retired one is mapped to it. A third day
+changes lines, a product and an order already built (fct_orders rewrites only the orders they touch):
+the incremental warehouse still equals a rebuild from scratch."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from dbt_support import create_raw_tables, dbt_build, new_database, query
-from sendwise_hand_world import load_phase, t
+from dbt_support import create_raw_tables, dbt_build, load_raw, new_database, query
+from sendwise_hand_world import PRODUCTS, _item, _order, load_phase, t
 
 SNAPSHOT_TABLES = {
     "marts.dim_customers": "customer_key",
@@ -25,6 +27,28 @@ SNAPSHOT_TABLES = {
 }
 # Columns that record when a row was written, not what it says.
 VOLATILE = {"dbt_updated_at", "dbt_scd_id", "_loaded_at", "_staged_at", "last_staged_at"}
+
+# Day 3: product 3 (Socks, in orders 1003, 1004 and 1009) changes category, order 1002's line goes from
+# 1 to 3 items, and order 1002 is refunded.
+SOCKS = next(p for p in PRODUCTS if p["product_id"] == 3)
+PHASE_3 = {
+    "shop_products": [dict(SOCKS, category="Hosiery", updated_at=t("2026-04-12"))],
+    "shop_order_items": [_item(2, 1002, 2, 3, 50.5, t("2026-04-12"))],
+    "shop_orders": [
+        dict(_order(1002, 101, "refunded", 50.50, t("2026-03-21", "08:00:00")), updated_at=t("2026-04-12"))
+    ],
+}
+
+
+def row_versions(url: str) -> dict[int, str]:
+    """order_id -> the transaction that wrote its fct_orders row (Postgres' xmin): a rewrite changes it."""
+    rows = query(url, "select order_id, xmin::text as written_by from marts.fct_orders")
+    return {r["order_id"]: r["written_by"] for r in rows}
+
+
+def load_phase_3(url: str) -> None:
+    for table, rows in PHASE_3.items():
+        load_raw(url, table, rows)
 
 
 def table_contents(url: str) -> dict[str, list[tuple]]:
@@ -54,8 +78,15 @@ def incremental_runs(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -
     dbt_build(url, target)
     runs["keys_2"] = record_keys(url)
     runs["contents_2"] = table_contents(url)
+    runs["versions_2"] = row_versions(url)
     dbt_build(url, target)
     runs["contents_2_rerun"] = table_contents(url)
+    runs["versions_2_rerun"] = row_versions(url)
+    load_phase_3(url)
+    dbt_build(url, target)
+    runs["versions_3"] = row_versions(url)
+    runs["keys_3"] = record_keys(url)
+    runs["contents_3"] = table_contents(url)
     runs["target"] = target
     return runs
 
@@ -97,16 +128,40 @@ def test_a_rebuild_from_scratch_gives_the_same_keys(incremental_runs: dict, pg_s
     create_raw_tables(url)
     load_phase(url, 1)
     load_phase(url, 2)
+    load_phase_3(url)
     dbt_build(url, tmp_path / "target")
-    assert record_keys(url) == incremental_runs["keys_2"]
+    assert record_keys(url) == incremental_runs["keys_3"] == incremental_runs["keys_2"]
     # Everything else is the same too, but the memory of who was merged into whom (the scratch build never
     # saw bob's key) and the snapshot's validity intervals (one run instead of two).
     history = {"intermediate.int_identity__key_history", "snapshots.snap_crm__contacts"}
-    scratch, incremental = table_contents(url), dict(incremental_runs["contents_2"])
+    scratch, incremental = table_contents(url), dict(incremental_runs["contents_3"])
     for table in SNAPSHOT_TABLES.keys() - history:
         if table == "intermediate.int_identity__identifiers":  # previous_customer_key is history as well
             scratch[table], incremental[table] = ([r[:-1] for r in c[table]] for c in (scratch, incremental))
         assert scratch[table] == incremental[table], table
+
+
+def test_changed_lines_products_and_orders_reach_fct_orders(incremental_runs: dict):
+    rows = query(
+        incremental_runs["url"],
+        "select order_id, status, net_revenue, item_quantity, categories from marts.fct_orders order by 1",
+    )
+    by_id = {
+        r["order_id"]: (r["status"], float(r["net_revenue"]), r["item_quantity"], r["categories"])
+        for r in rows
+    }
+    assert by_id[1002] == ("refunded", 0.0, 3, "Outdoor Gear")
+    assert by_id[1003][3] == by_id[1004][3] == by_id[1009][3] == "Hosiery"
+    assert by_id[1001] == ("completed", 100.0, 1, "Shoes")
+    assert incremental_runs["contents_3"] != incremental_runs["contents_2"]
+
+
+def test_fct_orders_rewrites_only_the_orders_a_build_touches(incremental_runs: dict):
+    """A rerun without new data rewrites no order; phase 3 rewrites 1002 (refund, line) and the orders
+    holding product 3 (1003, 1004, 1009), not 1001, 1007 or 1008."""
+    v1, rerun, v3 = (incremental_runs[k] for k in ("versions_2", "versions_2_rerun", "versions_3"))
+    assert rerun == v1
+    assert {order for order, version in v3.items() if version != v1[order]} == {1002, 1003, 1004, 1009}
 
 
 def test_late_events_reshape_their_visitors_sessions(incremental_runs: dict):
@@ -131,6 +186,6 @@ def test_a_full_refresh_rebuilds_the_same_warehouse_and_keeps_the_key_history(in
     their memory, so the retired key is still mapped to the survivor."""
     url = incremental_runs["url"]
     dbt_build(url, incremental_runs["target"], "--full-refresh")
-    assert table_contents(url) == incremental_runs["contents_2"]
+    assert table_contents(url) == incremental_runs["contents_3"]
     history = query(url, "select retired_key from intermediate.int_identity__key_history")
     assert len(history) == 1

@@ -3,6 +3,7 @@
     version, a component keeps the oldest key its identifiers had, keys retired by a merge are recorded in
     int_identity__key_history. A brand-new component gets a key derived from its earliest identifier, so
     a from-scratch rebuild gives the same keys as incremental runs did (the older key is the earliest). -#}
+{{ config(pre_hook="{{ hash_joins_only() }}") }}
 {%- set previous = previous_version() %}
 
 with components as (
