@@ -198,26 +198,28 @@ class SuiteValidator:
         if spec.window_column:
             self._analyze_if_stale(spec)
         parameters, notes = self._parameters(spec, run_id)
-        if spec.new_rows_column:
-            scope = self._set_watermark(spec, full)
-            table_level = (*_whole_table_kinds(spec), *LOAD_LOG_KINDS)
-            notes.update({e.check: scope for e in spec.expectations if e.kind not in table_level})
-        quarantine_specs = [e for e in spec.expectations if e.kind in LOAD_LOG_KINDS]
-        quarantine_note = self._quarantine_missing(spec) if quarantine_specs else None
-        checkpoints = self._checkpoints(
-            spec, with_load_log=bool(quarantine_specs) and quarantine_note is None
-        )
-        by_check: dict[str, Any] = {}
-        identifiers = []
-        for checkpoint in checkpoints:
-            checkpoint_result = checkpoint.run(
-                expectation_parameters=parameters,
-                run_id=RunIdentifier(run_name=run_id, run_time=validated_at),
+        # one validation of a new-rows suite at a time: its batch reads the watermark it set
+        with self._suite_lock(spec):
+            if spec.new_rows_column:
+                scope = self._set_watermark(spec, full)
+                table_level = (*_whole_table_kinds(spec), *LOAD_LOG_KINDS)
+                notes.update({e.check: scope for e in spec.expectations if e.kind not in table_level})
+            quarantine_specs = [e for e in spec.expectations if e.kind in LOAD_LOG_KINDS]
+            quarantine_note = self._quarantine_missing(spec) if quarantine_specs else None
+            checkpoints = self._checkpoints(
+                spec, with_load_log=bool(quarantine_specs) and quarantine_note is None
             )
-            for identifier, validation in checkpoint_result.run_results.items():
-                identifiers.append(identifier)
-                for result in validation.results:
-                    by_check[result.expectation_config.meta["check"]] = result
+            by_check: dict[str, Any] = {}
+            identifiers = []
+            for checkpoint in checkpoints:
+                checkpoint_result = checkpoint.run(
+                    expectation_parameters=parameters,
+                    run_id=RunIdentifier(run_name=run_id, run_time=validated_at),
+                )
+                for identifier, validation in checkpoint_result.run_results.items():
+                    identifiers.append(identifier)
+                    for result in validation.results:
+                        by_check[result.expectation_config.meta["check"]] = result
         outcomes = []
         for expectation in spec.expectations:
             if expectation.check in by_check:
@@ -359,6 +361,20 @@ class SuiteValidator:
                 override if override is not None else spec.quarantine_max_share
             )
         return parameters, notes
+
+    @contextlib.contextmanager
+    def _suite_lock(self, spec: SuiteSpec):
+        """A session advisory lock on the suite while it validates (only for new-rows suites)."""
+        if not spec.new_rows_column:
+            yield
+            return
+        name = {"name": f"quality:{spec.name}"}
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("select pg_advisory_lock(hashtext(:name))"), name)
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("select pg_advisory_unlock(hashtext(:name))"), name)
 
     def _set_watermark(self, spec: SuiteSpec, full: bool) -> str:
         """Point the suite's new-rows batch at the rows loaded since its last passing validation (an
