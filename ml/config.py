@@ -116,6 +116,9 @@ class SendTimeConfig:
     default_hour_of_week: int = 34
     """Tuesday 10:00 local: the last resort when nothing has data."""
     default_timezone: str = "UTC"
+    keep_previous_within: float = 0.2
+    """A customer keeps the previous run's best hour while its rate is within this share of the best
+    rate: a new day's few responses should not flip hours the model rates almost alike."""
 
     def parameters(self) -> dict[str, Any]:
         return json_ready(asdict(self))

@@ -168,8 +168,12 @@ def run_send_time(
     config: MLConfig | None = None,
     truth: pd.DataFrame | None = None,
     as_of: pd.Timestamp | None = None,
+    previous: pd.DataFrame | None = None,
 ) -> SendTimeRun:
     """Fit on all engagement, predict for every customer, backtest against the baselines.
+
+    `previous` (customer_key, best_hour_of_week): the last run's predictions; a customer keeps its hour
+    while it rates within `keep_previous_within` of the best (day-to-day flips re-sent ESP profiles).
 
     `as_of` is the data's as-of instant (the pipeline passes dbt's int_calendar__as_of, which also sees
     orders and web data); without it, the latest email event time (never now() or the epoch: with
@@ -184,7 +188,11 @@ def run_send_time(
         as_of = latest
     as_of = pd.Timestamp(as_of)
     engagement = prepare_engagement(events, customers, config.send_time)
-    fitted = fit_send_time(engagement, customers, segments, config.send_time)
+    previous_best = None
+    if previous is not None and not previous.empty:
+        by_key = pd.Series(previous["best_hour_of_week"].to_numpy(), index=previous[KEY].to_numpy())
+        previous_best = by_key.reindex(customers[KEY].to_numpy()).fillna(-1).to_numpy(dtype=np.int64)
+    fitted = fit_send_time(engagement, customers, segments, config.send_time, previous_best=previous_best)
     slots = next_send_slots(
         fitted.predictions["best_hour_of_week"].to_numpy(),
         customers["timezone"],

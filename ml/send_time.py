@@ -247,8 +247,11 @@ def fit_send_time(
     segments: pd.DataFrame | None,
     config: SendTimeConfig | None = None,
     chunk_size: int = 200_000,
+    previous_best: np.ndarray | None = None,
 ) -> SendTimeFit:
-    """Fit the level rates and predict the best local hour of week for every customer of `customers`."""
+    """Fit the level rates and predict the best local hour of week for every customer of `customers`.
+
+    `previous_best` (per customer, -1 for none): the last run's hours, kept while nearly as good."""
     config = config or SendTimeConfig()
     n_users = len(engagement.customer_keys)
     if len(customers) != n_users or not (customers[KEY].to_numpy() == engagement.customer_keys).all():
@@ -345,13 +348,18 @@ def fit_send_time(
     prior_of_user = np.where(with_segment, len(zone_names) * (1 + user_segment) + user_zone, user_zone)
     prior_best, prior_confidence = _best_hours(prior_table)
     best, confidence = prior_best[prior_of_user], prior_confidence[prior_of_user].astype(float)
+    previous = np.full(n_users, -1, dtype=np.int64) if previous_best is None else np.asarray(previous_best)
+    margin = config.keep_previous_within
+    _keep_previous(prior_table, prior_of_user, best, confidence, previous, margin)
     active = np.flatnonzero(response_counts > 0)
     for start, stop, observed, expected in _user_matrices(
         engagement, active, response_counts, delivery_counts, exposure_operator, smoothing, chunk_size
     ):
         rows = active[start:stop]
         posterior = shrink(observed, expected, prior_table[prior_of_user[rows]], config.user_prior_strength)
-        best[rows], confidence[rows] = _best_hours(posterior)
+        chunk_best, chunk_confidence = _best_hours(posterior)
+        _keep_previous(posterior, np.arange(len(rows)), chunk_best, chunk_confidence, previous[rows], margin)
+        best[rows], confidence[rows] = chunk_best, chunk_confidence
 
     zone_ok = (zone_totals >= config.min_level_responses) & (np.asarray(zone_names) != UNKNOWN)
     level = source_levels(
@@ -428,6 +436,31 @@ def _best_hours(rates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rates[rows, best] + rates[rows, (best - 1) % HOURS_OF_WEEK] + rates[rows, (best + 1) % HOURS_OF_WEEK]
     )
     return best, window / np.maximum(rates.sum(axis=1), 1e-12)
+
+
+def _keep_previous(
+    table: np.ndarray,
+    rows: np.ndarray,
+    best: np.ndarray,
+    confidence: np.ndarray,
+    previous: np.ndarray,
+    margin: float,
+) -> None:
+    """In place: where a customer's previous hour rates within `margin` of its best (its rates are
+    table[rows[i]]), keep the previous hour and its confidence."""
+    users = np.flatnonzero(previous >= 0)
+    if not len(users) or margin <= 0:
+        return
+    table_rows, hours = rows[users], previous[users].astype(np.int64)
+    keep = table[table_rows, hours] >= (1 - margin) * table[table_rows, best[users]]
+    users, table_rows, hours = users[keep], table_rows[keep], hours[keep]
+    window = (
+        table[table_rows, hours]
+        + table[table_rows, (hours - 1) % HOURS_OF_WEEK]
+        + table[table_rows, (hours + 1) % HOURS_OF_WEEK]
+    )
+    best[users] = hours
+    confidence[users] = window / np.maximum(table[table_rows].sum(axis=1), 1e-12)
 
 
 def source_levels(

@@ -31,6 +31,18 @@ from dagster_project.activation.client import (
 
 NON_CONTACTABLE_STATUSES = ("unsubscribed", "bounced", "complained")
 
+# Model scores that move a little every day because the clock moves (a customer's age enters the value
+# models, which are refitted daily): a profile is re-sent for them only when one moved past its tolerance
+# since the value last pushed (absolute for probabilities, relative for money, days for dates). Without
+# this a new day re-sent about 3 in 4 profiles (measured: 1,492 of 1,924, 1,351 of them for churn risk).
+DRIFT_TOLERANCES: dict[str, tuple[str, float]] = {
+    "sendwise_p_alive": ("absolute", 0.05),
+    "sendwise_churn_risk": ("absolute", 0.05),
+    "sendwise_purchase_propensity_30d": ("absolute", 0.05),
+    "sendwise_predicted_clv": ("relative", 0.10),
+    "sendwise_expected_next_order_date": ("days", 7),
+}
+
 DDL = """
 create schema if not exists activation;
 create table if not exists activation.esp_sync_state (
@@ -163,6 +175,8 @@ def desired_profiles_sql(conn: psycopg.Connection, marts_schema: str = "marts") 
         "t", """to_char(t.next_send_at_utc at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"')"""
     )
     value_properties = _value_properties_sql() if "v" in present else "'{}'::jsonb"
+    drifting = "array[" + ", ".join(f"'{name}'" for name in DRIFT_TOLERANCES) + "]"
+    drifted = _drifted_sql("h.properties", "state.fields")
     return f"""
 with customers as (
     select
@@ -196,11 +210,13 @@ pushed as (
 ),
 
 hashed as (
+    -- the hash leaves out the model scores that drift a little every day (compared below with a
+    -- tolerance against the values last pushed, kept in the state)
     select
         pushed.*,
         case when contactable and first_for_email then md5(jsonb_build_object(
             'email', email, 'first_name', first_name, 'last_name', last_name,
-            'properties', properties, 'list_id', %(list_id)s::text
+            'properties', properties - {drifting}::text[], 'list_id', %(list_id)s::text
         )::text) end as fields_hash
     from pushed
 ),
@@ -214,7 +230,8 @@ final as (
         state.fields_hash as previous_hash,
         h.fields_hash,
         h.fields_hash is not null
-            and (%(full_resync)s or h.fields_hash is distinct from state.fields_hash) as changed,
+            and (%(full_resync)s or h.fields_hash is distinct from state.fields_hash
+                 or {drifted}) as changed,
         h.first_name,
         h.last_name,
         h.properties
@@ -224,7 +241,7 @@ final as (
 )
 
 select
-    customer_key, email, to_push, contactable, previous_hash, fields_hash,
+    customer_key, email, to_push, contactable, previous_hash, fields_hash, changed,
     case when changed then first_name end as first_name,
     case when changed then last_name end as last_name,
     case when changed then properties end as properties
@@ -248,6 +265,22 @@ def behavioural_segments_sql(affinity: bool, features: str = "f", values: str = 
         f"array(select 'purchased_' || {slug} from unnest(string_to_array({values}.top_categories, ',')) "
         "with ordinality as t(c, n) order by n))"
     )
+
+
+def _drifted_sql(new: str, pushed: str) -> str:
+    """SQL true when a drifting property moved past its tolerance since it was last pushed (or appeared
+    or vanished); `pushed` is the state's jsonb of the fields the ESP confirmed."""
+    tests = []
+    for name, (kind, tolerance) in DRIFT_TOLERANCES.items():
+        now, then = f"({new} ->> '{name}')", f"({pushed} ->> '{name}')"
+        if kind == "days":
+            moved = f"abs({now}::date - {then}::date) > {int(tolerance)}"
+        elif kind == "relative":
+            moved = f"abs({now}::numeric - {then}::numeric) > {tolerance} * greatest(abs({then}::numeric), 1)"
+        else:
+            moved = f"abs({now}::numeric - {then}::numeric) > {tolerance}"
+        tests.append(f"coalesce({moved}, ({now} is null) <> ({then} is null))")
+    return " or ".join(tests) or "false"
 
 
 def _value_properties_sql() -> str:
@@ -294,7 +327,7 @@ def plan_sync(
         desired_profiles_sql(conn, marts_schema),
         {"list_id": list_id, "destination": destination, "full_resync": full_resync},
     )
-    for key, email, to_push, contactable, previous_hash, digest, first, last, properties in rows:
+    for key, email, to_push, contactable, previous_hash, digest, changed, first, last, properties in rows:
         if not contactable:
             plan.not_contactable += 1
             continue
@@ -302,7 +335,7 @@ def plan_sync(
             continue
         pushed_emails.add(email)
         plan.hashes[key] = digest
-        if previous_hash == digest and not full_resync:
+        if not changed:
             plan.unchanged += 1
             continue
         record = ProfileRecord(key, email, first, last, properties)

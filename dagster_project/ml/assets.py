@@ -167,7 +167,10 @@ def send_time_predictions(
         events = io.read_email_events(conn)
         segments = io.read_segments(conn)
         as_of = io.read_data_as_of(conn)  # dbt's as-of: send times follow the data, not the clock
-        result = run_send_time(events, customers, segments, config, truth=_truth(customers), as_of=as_of)
+        previous = io.read_previous_send_times(conn)
+        result = run_send_time(
+            events, customers, segments, config, truth=_truth(customers), as_of=as_of, previous=previous
+        )
         artefact = io.save_artefact(settings.models_dir, SEND_TIME_MODEL, result.version, result.model)
         io.write_send_times(conn, result.run, result.predictions)
     metrics = result.run.metrics

@@ -138,6 +138,17 @@ def table_exists(conn: psycopg.Connection, qualified_name: str) -> bool:
         return bool(cursor.fetchone()[0])
 
 
+def read_previous_send_times(conn: psycopg.Connection) -> pd.DataFrame | None:
+    """The last run's best hours (kept by the next run while nearly as good)."""
+    if not table_exists(conn, "ml.send_time_predictions"):
+        return None
+    return read_frame(
+        conn,
+        "select customer_key, best_hour_of_week from ml.send_time_predictions",
+        text_columns=("customer_key",),
+    )
+
+
 def read_segments(conn: psycopg.Connection) -> pd.DataFrame | None:
     if not table_exists(conn, "ml.customer_segments"):
         return None

@@ -36,6 +36,7 @@ from dagster_project.quality.suites import (
     LOAD_LOG_KINDS,
     QUARANTINE_SHARE_KINDS,
     TABLE_LEVEL_KINDS,
+    WATERMARKS_TABLE,
     ExpectationSpec,
     SuiteSpec,
     apply_thresholds,
@@ -181,7 +182,11 @@ class SuiteValidator:
             # Only the engine: stored validation definitions still reference the data source.
             data_source.get_execution_engine().engine.dispose()
 
-    def validate(self, spec: SuiteSpec, run_id: str, build_docs: bool = True) -> results.SuiteOutcome:
+    def validate(
+        self, spec: SuiteSpec, run_id: str, build_docs: bool | str = True, full: bool = False
+    ) -> results.SuiteOutcome:
+        """`full`: row-level checks over every row, also in suites that daily check only new rows.
+        `build_docs`: True, False or "failures" (a Data Docs page only when a check failed)."""
         started = time.perf_counter()
         validated_at = datetime.now(UTC)
         if not self._table_exists(spec.schema, spec.table):
@@ -193,22 +198,28 @@ class SuiteValidator:
         if spec.window_column:
             self._analyze_if_stale(spec)
         parameters, notes = self._parameters(spec, run_id)
-        quarantine_specs = [e for e in spec.expectations if e.kind in LOAD_LOG_KINDS]
-        quarantine_note = self._quarantine_missing(spec) if quarantine_specs else None
-        checkpoints = self._checkpoints(
-            spec, with_load_log=bool(quarantine_specs) and quarantine_note is None
-        )
-        by_check: dict[str, Any] = {}
-        identifiers = []
-        for checkpoint in checkpoints:
-            checkpoint_result = checkpoint.run(
-                expectation_parameters=parameters,
-                run_id=RunIdentifier(run_name=run_id, run_time=validated_at),
+        # one validation of a new-rows suite at a time: its batch reads the watermark it set
+        with self._suite_lock(spec):
+            if spec.new_rows_column:
+                scope = self._set_watermark(spec, full)
+                table_level = (*_whole_table_kinds(spec), *LOAD_LOG_KINDS)
+                notes.update({e.check: scope for e in spec.expectations if e.kind not in table_level})
+            quarantine_specs = [e for e in spec.expectations if e.kind in LOAD_LOG_KINDS]
+            quarantine_note = self._quarantine_missing(spec) if quarantine_specs else None
+            checkpoints = self._checkpoints(
+                spec, with_load_log=bool(quarantine_specs) and quarantine_note is None
             )
-            for identifier, validation in checkpoint_result.run_results.items():
-                identifiers.append(identifier)
-                for result in validation.results:
-                    by_check[result.expectation_config.meta["check"]] = result
+            by_check: dict[str, Any] = {}
+            identifiers = []
+            for checkpoint in checkpoints:
+                checkpoint_result = checkpoint.run(
+                    expectation_parameters=parameters,
+                    run_id=RunIdentifier(run_name=run_id, run_time=validated_at),
+                )
+                for identifier, validation in checkpoint_result.run_results.items():
+                    identifiers.append(identifier)
+                    for result in validation.results:
+                        by_check[result.expectation_config.meta["check"]] = result
         outcomes = []
         for expectation in spec.expectations:
             if expectation.check in by_check:
@@ -246,16 +257,18 @@ class SuiteValidator:
             spec.name,
             lambda: data_source.add_table_asset(spec.name, table_name=spec.table, schema_name=spec.schema),
         )
-        if spec.window_column:
+        if spec.window_column or spec.new_rows_column:
             # Big event tables: row-level expectations and freshness on the newest partitions only
-            # (what daily loads add or replace); the row count still on the whole table.
+            # (what daily loads add or replace); upserted tables: on the rows loaded since the last
+            # passing validation (the watermark). The row count (and then freshness) on the whole table.
             window = f"{spec.name}__window"
             window_batch = _batch_definition(
                 data_source, window, lambda: data_source.add_query_asset(window, query=spec.row_level_sql)
             )
+            whole = _whole_table_kinds(spec)
             parts = [
-                (window, window_batch, [e for e in table_specs if e.kind not in TABLE_LEVEL_KINDS], spec.key),
-                (spec.name, batch, [e for e in table_specs if e.kind in TABLE_LEVEL_KINDS], ()),
+                (window, window_batch, [e for e in table_specs if e.kind not in whole], spec.key),
+                (spec.name, batch, [e for e in table_specs if e.kind in whole], ()),
             ]
         else:
             parts = [(spec.name, batch, table_specs, spec.key)]
@@ -287,6 +300,8 @@ class SuiteValidator:
         return checkpoints
 
     def _finish(self, spec, run_id, validated_at, started, outcomes, row_count, identifiers, build_docs):
+        if build_docs == "failures":
+            build_docs = any(not o.success for o in outcomes)
         page = (
             report.build_data_docs(
                 self.context, self.paths.docs_dir, identifiers, self.paths.gx_root / "validations"
@@ -347,6 +362,40 @@ class SuiteValidator:
             )
         return parameters, notes
 
+    @contextlib.contextmanager
+    def _suite_lock(self, spec: SuiteSpec):
+        """A session advisory lock on the suite while it validates (only for new-rows suites)."""
+        if not spec.new_rows_column:
+            yield
+            return
+        name = {"name": f"quality:{spec.name}"}
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("select pg_advisory_lock(hashtext(:name))"), name)
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("select pg_advisory_unlock(hashtext(:name))"), name)
+
+    def _set_watermark(self, spec: SuiteSpec, full: bool) -> str:
+        """Point the suite's new-rows batch at the rows loaded since its last passing validation (an
+        hour's margin for loads that committed while it ran), or at every row; returns the scope."""
+        with self.engine.begin() as conn:
+            passed = conn.execute(
+                sa.text("select max(validated_at) from ops.validation_results "
+                        "where suite = :suite and failed_errors = 0"),
+                {"suite": spec.name},
+            ).scalar()  # fmt: skip
+            since = None if full or passed is None else passed - timedelta(hours=1)
+            conn.execute(
+                sa.text(f"insert into {WATERMARKS_TABLE} (suite, since, set_at) values "
+                        "(:suite, coalesce(:since, '-infinity'::timestamptz), now()) on conflict (suite) "
+                        "do update set since = excluded.since, set_at = excluded.set_at"),
+                {"suite": spec.name, "since": since},
+            )  # fmt: skip
+        if since is None:
+            return "every row (" + ("full check" if full else "no passing validation yet") + ")"
+        return f"rows loaded since {since.isoformat()} (last passing validation - 1 h; weekly: every row)"
+
     def _freshness_reference(self) -> tuple[datetime, str]:
         setting = self.settings.freshness_reference
         if setting == "now":
@@ -358,7 +407,7 @@ class SuiteValidator:
             for other in load_suites():
                 if other.freshness_column and self._table_exists(other.schema, other.table):
                     value = conn.execute(
-                        sa.text(f'select max("{other.freshness_column}") from ({other.row_level_sql}) w')
+                        sa.text(f'select max("{other.freshness_column}") from ({_freshness_sql(other)}) w')
                     ).scalar()
                     if value is not None:
                         newest.append(value)
@@ -448,6 +497,15 @@ class SuiteValidator:
             return [_plain(dict(r)) for r in rows]
 
 
+def _whole_table_kinds(spec: SuiteSpec) -> tuple[str, ...]:
+    """Kinds checked on the whole table; a new-rows suite's freshness too (no new rows is not stale)."""
+    return (*TABLE_LEVEL_KINDS, "freshness") if spec.new_rows_column else TABLE_LEVEL_KINDS
+
+
+def _freshness_sql(spec: SuiteSpec) -> str:
+    return f"select * from {spec.qualified_table}" if spec.new_rows_column else spec.row_level_sql
+
+
 def _load_log_query(stream: str | None) -> str:
     """Every successful load of a stream, with the quarantine share over the latest load per partition."""
     loads = "from ops.load_log where stream = '{}' and status = 'success'".format(
@@ -502,9 +560,16 @@ _validators: dict[tuple[str, Path, int], SuiteValidator] = {}
 
 
 def run_suite(
-    spec: SuiteSpec, warehouse_url: str, run_id: str, settings: Settings, build_docs: bool = True
+    spec: SuiteSpec,
+    warehouse_url: str,
+    run_id: str,
+    settings: Settings,
+    build_docs: bool | str = True,
+    full: bool = False,
 ) -> results.SuiteOutcome:
-    """Validate one suite, persist the result, refresh Data Docs (optional) and the offline summary."""
+    """Validate one suite, persist the result, refresh Data Docs (True, False or "failures": only when
+    a check failed) and the offline summary. `full`: every row, also where the daily run checks only
+    new rows (the weekly full check)."""
     paths = QualityPaths.from_settings(settings)
     if settings.quality_thresholds:  # the user's per-check thresholds, read at run time
         (spec,) = apply_thresholds((spec,), {k: v for k, v in settings.quality_thresholds.items()
@@ -514,7 +579,7 @@ def run_suite(
         _validators[key] = SuiteValidator(warehouse_url, settings, paths)
     validator = _validators[key]
     validator.settings = settings
-    outcome = validator.validate(spec, run_id, build_docs=build_docs)
+    outcome = validator.validate(spec, run_id, build_docs=build_docs, full=full)
     with report.file_lock(paths.docs_dir / ".build.lock"):
         report.write_offline_summary(validator.engine, paths.docs_dir)
     return outcome

@@ -45,6 +45,11 @@ create table if not exists ops.quality_row_counts (
     recorded_at timestamptz not null default now()
 );
 create index if not exists quality_row_counts_suite_time on ops.quality_row_counts (suite, recorded_at desc);
+create table if not exists ops.quality_watermarks (
+    suite text primary key,
+    since timestamptz not null,
+    set_at timestamptz not null
+);
 """
 
 

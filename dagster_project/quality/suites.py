@@ -25,6 +25,7 @@ _RESERVED = {"check", "expect", "severity", "description", "where"}
 
 # Checks on the whole table even when the suite has a window (the newest events are in the window).
 TABLE_LEVEL_KINDS = ("row_count",)
+WATERMARKS_TABLE = "ops.quality_watermarks"
 LOAD_LOG_KINDS = ("quarantine_share", "loads_balanced")
 QUARANTINE_SHARE_KINDS = ("quarantine_share", "table_quarantine_share")
 ROW_COUNT_CHECK = "row_count_vs_previous_run"
@@ -72,6 +73,9 @@ class SuiteSpec:
     window_column: str | None = None
     """Row-level checks look at the newest `window_days` values of this (indexed) date column only."""
     window_days: int | None = None
+    new_rows_column: str | None = None
+    """Daily, row-level checks look only at rows whose load time (this column) is after the last
+    validation that passed (a watermark in ops.quality_watermarks); the weekly full run checks them all."""
     source_file: Path = field(default=Path("."), compare=False)
 
     @property
@@ -81,6 +85,9 @@ class SuiteSpec:
     @property
     def row_level_sql(self) -> str:
         """What the row-level expectations validate: the whole table, or its newest window."""
+        if self.new_rows_column:
+            watermark = f"(select since from {WATERMARKS_TABLE} where suite = '{self.name}')"
+            return f'select * from {self.qualified_table} where "{self.new_rows_column}" > {watermark}'
         if not self.window_column:
             return f"select * from {self.qualified_table}"
         column = f'"{self.window_column}"'
@@ -254,6 +261,8 @@ def _parse_suite(raw: dict[str, Any], path: Path) -> SuiteSpec:
                     kind="table_quarantine_share",
                 )
             )
+    if raw.get("window") and raw.get("new_rows"):
+        raise ValueError("a suite has either a window or new_rows, not both")
     checks = [e.check for e in expectations]
     for name in checks:
         if checks.count(name) > 1:
@@ -273,6 +282,7 @@ def _parse_suite(raw: dict[str, Any], path: Path) -> SuiteSpec:
         quarantine_max_share=max_share,
         window_column=(raw.get("window") or {}).get("column"),
         window_days=(raw.get("window") or {}).get("days"),
+        new_rows_column=(raw.get("new_rows") or {}).get("column"),
         source_file=path,
     )
 

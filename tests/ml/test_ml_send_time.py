@@ -214,3 +214,31 @@ def test_ml_next_send_slot_in_a_spring_forward_gap_moves_forward():
         np.array([6 * 24 + 2]), pd.Series(["America/New_York"]), pd.Timestamp("2027-03-10T00:00Z")
     )
     assert slots["next_send_at_utc"].iloc[0] == pd.Timestamp("2027-03-14T07:00Z")  # 03:00 EDT
+
+
+def test_ml_a_previous_best_hour_is_kept_while_it_rates_nearly_as_well():
+    # 21 real opens on Mondays at 10:00 UTC, 20 at 14:00 (no deliveries known: expected is flat)
+    opens = [
+        ("c1", "open", f"2025-03-{3 + 7 * (i % 4):02d}T10:00Z", f"m10-{i}", None, False) for i in range(21)
+    ]
+    opens += [
+        ("c1", "open", f"2025-03-{3 + 7 * (i % 4):02d}T14:00Z", f"m14-{i}", None, False) for i in range(20)
+    ]
+    events = pd.DataFrame(
+        opens,
+        columns=["customer_key", "event_type", "event_at", "message_id", "delivered_at", "is_machine_open"],
+    )
+    events["event_at"] = pd.to_datetime(events["event_at"], utc=True)
+    events["delivered_at"] = pd.to_datetime(events["delivered_at"], utc=True)
+    customers = pd.DataFrame({"customer_key": ["c1"], "timezone": [UTC]})
+    config = SendTimeConfig()
+    engagement = prepare_engagement(events, customers, config)
+
+    def best(previous: int | None) -> int:
+        previous_best = None if previous is None else np.array([previous])
+        fit = fit_send_time(engagement, customers, None, config, previous_best=previous_best)
+        return int(fit.predictions["best_hour_of_week"].iloc[0])
+
+    assert best(None) == 10  # the most opens
+    assert best(14) == 14  # 20 vs 21 opens: within 20 %, yesterday's hour stays
+    assert best(100) == 10  # an hour without opens is not kept

@@ -1,0 +1,57 @@
+"""Upserted raw tables: the daily checks look at the rows loaded since the last passing validation, the
+weekly full check at every row."""
+
+from __future__ import annotations
+
+import uuid
+
+from quality_world import execute, failures
+
+from dagster_project.quality import gx_runner
+from dagster_project.quality.suites import load_suites
+from dagster_project.settings import get_settings
+
+SUITE = "raw_shop_orders"
+
+
+def _validate(world: str, full: bool = False):
+    (spec,) = [s for s in load_suites() if s.name == SUITE]
+    return gx_runner.run_suite(spec, world, f"test-{uuid.uuid4().hex[:8]}", get_settings(), False, full)
+
+
+def test_daily_checks_see_a_bad_new_row_and_the_full_check_a_bad_old_row(world: str) -> None:
+    execute(world, "update raw.shop_orders set _loaded_at = now() - interval '2 days'")  # yesterday's load
+    first = _validate(world)
+    assert failures({SUITE: first}) == {}
+    assert "every row" in first.outcome("status_allowed").note  # nothing validated before: all rows
+
+    # an old row goes bad behind the loader's back (its load time stays), and a bad row is upserted
+    execute(world, "update raw.shop_orders set customer_id = null where order_id = 7")
+    execute(
+        world,
+        "insert into raw.shop_orders (order_id, customer_id, status, order_total, currency, ordered_at, "
+        "created_at, updated_at, _batch_id) values (901, 1, 'lost', 10, 'EUR', timestamptz "
+        "'2025-03-01 11:00+00', timestamptz '2025-03-01 11:00+00', timestamptz '2025-03-01 11:00+00', 'b2')",
+    )
+    daily = _validate(world)
+    assert failures({SUITE: daily}) == {SUITE: {"status_allowed"}}
+    lost = daily.outcome("status_allowed")
+    assert lost.unexpected_count == 1 and {row.get("order_id") for row in lost.sample} == {901}
+    assert "rows loaded since" in lost.note
+    assert daily.row_count == 901  # the row count still covers the whole table
+
+    # the failed run did not move the watermark: the next daily run still reports the new row
+    assert failures({SUITE: _validate(world)}) == {SUITE: {"status_allowed"}}
+
+    full = _validate(world, full=True)
+    assert failures({SUITE: full}) == {SUITE: {"status_allowed", "customer_id_not_null"}}
+    missing = full.outcome("customer_id_not_null")
+    assert missing.unexpected_count == 1 and {row.get("order_id") for row in missing.sample} == {7}
+    assert "every row (full check)" in missing.note
+
+
+def test_the_weekly_full_check_is_scheduled() -> None:
+    from dagster_project.definitions import defs
+
+    schedule = defs.resolve_schedule_def("weekly_full_quality_checks")
+    assert schedule.job_name == "quality_full_checks" and schedule.cron_schedule == "30 4 * * 0"
