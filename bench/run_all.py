@@ -1,7 +1,7 @@
 """Run every benchmark in bench/ one after another with its default (large) sizes; each prints figures.
 
-    .venv/bin/python bench/run_all.py            # all of them (expect tens of minutes on 2 cores)
-    .venv/bin/python bench/run_all.py ml sync    # only those named
+.venv/bin/python bench/run_all.py            # all of them (expect tens of minutes on 2 cores)
+.venv/bin/python bench/run_all.py ml sync    # only those named
 """
 
 from __future__ import annotations

@@ -15,8 +15,25 @@ def test_event_file_sensor_requests_new_and_rewritten_days_only(warehouse_url: s
     from dagster_project.definitions import defs
 
     settings = get_settings()
-    assert cli_main(["generate", "--customers", "200", "--days", "3", "--start", "2026-02-02",
-                     "--seed", "3", "--out", str(settings.source_dir), "--quiet"]) == 0
+    assert (
+        cli_main(
+            [
+                "generate",
+                "--customers",
+                "200",
+                "--days",
+                "3",
+                "--start",
+                "2026-02-02",
+                "--seed",
+                "3",
+                "--out",
+                str(settings.source_dir),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     instance = dg.DagsterInstance.ephemeral()
 
     def evaluate():

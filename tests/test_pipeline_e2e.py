@@ -41,8 +41,24 @@ def test_demo_pipeline_end_to_end_and_rerun(warehouse_url: str, shop_url: str, s
     from dagster_project.definitions import defs
 
     settings = get_settings()
-    assert cli_main(["generate", "--customers", "400", "--days", "6", "--start", "2026-03-02",
-                     "--seed", "7", "--out", str(settings.source_dir)]) == 0
+    assert (
+        cli_main(
+            [
+                "generate",
+                "--customers",
+                "400",
+                "--days",
+                "6",
+                "--start",
+                "2026-03-02",
+                "--seed",
+                "7",
+                "--out",
+                str(settings.source_dir),
+            ]
+        )
+        == 0
+    )
 
     instance = dg.DagsterInstance.ephemeral()
     first = materialize_everything(settings, instance=instance, run_config={})
@@ -50,13 +66,21 @@ def test_demo_pipeline_end_to_end_and_rerun(warehouse_url: str, shop_url: str, s
 
     graph = defs.resolve_asset_graph()
     never_materialized = [
-        key.to_user_string() for key in graph.get_all_asset_keys()
+        key.to_user_string()
+        for key in graph.get_all_asset_keys()
         if graph.get(key).is_materializable and instance.get_latest_materialization_event(key) is None
     ]
     assert never_materialized == []
 
-    outputs = ["marts.dim_customers", "marts.fct_customer_features", "ml.customer_segments",
-               "ml.send_time_predictions", "activation.esp_sync_state", "raw.web_events", "raw.esp_events"]
+    outputs = [
+        "marts.dim_customers",
+        "marts.fct_customer_features",
+        "ml.customer_segments",
+        "ml.send_time_predictions",
+        "activation.esp_sync_state",
+        "raw.web_events",
+        "raw.esp_events",
+    ]
     after_first = _counts(warehouse_url, outputs)
     assert all(after_first[t] > 0 for t in outputs), after_first
     assert after_first["ml.customer_segments"] == after_first["marts.fct_customer_features"]
@@ -68,8 +92,13 @@ def test_demo_pipeline_end_to_end_and_rerun(warehouse_url: str, shop_url: str, s
     engine = create_engine(warehouse_url)
     try:
         with engine.connect() as conn:
-            last_sync = conn.execute(sa.text(
-                "select * from activation.esp_sync_log order by started_at desc limit 1")).mappings().one()
+            last_sync = (
+                conn.execute(
+                    sa.text("select * from activation.esp_sync_log order by started_at desc limit 1")
+                )
+                .mappings()
+                .one()
+            )
     finally:
         engine.dispose()
     sent = {k: last_sync[k] for k in ("added", "updated", "removed", "requests")}

@@ -95,7 +95,11 @@ def test_schemas_are_created(warehouse_url: str):
 
 def test_connection_parts_for_socket_and_tcp_urls():
     assert connection.connection_parts("postgresql://postgres@/wh?host=/tmp/a%20b/pg") == {
-        "host": "/tmp/a b/pg", "port": "5432", "user": "postgres", "password": "", "dbname": "wh",
+        "host": "/tmp/a b/pg",
+        "port": "5432",
+        "user": "postgres",
+        "password": "",
+        "dbname": "wh",
     }
     assert connection.connection_parts("postgresql+psycopg2://u:s3cret@h:6000/d")["password"] == "s3cret"
 
@@ -232,6 +236,8 @@ def test_printed_warehouse_urls_hold_no_password(data_dir: Path, monkeypatch: py
     assert (result.returncode, result.stdout.strip()) == (0, "postgres"), result.stderr
 
     two = "postgresql://u:s3cret@db:5432/wh and postgres://a:b@h/x?password=p2&sslmode=require"
-    assert mask_url(two) == "postgresql://u:***@db:5432/wh and postgres://a:***@h/x?password=***&sslmode=require"
+    assert (
+        mask_url(two) == "postgresql://u:***@db:5432/wh and postgres://a:***@h/x?password=***&sslmode=require"
+    )
     bare = "postgresql://postgres@/sendwise?host=/tmp/pg"
     assert mask_url(bare) == bare

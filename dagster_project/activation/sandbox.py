@@ -36,6 +36,8 @@ from dagster_project.activation.spec_validation import SpecValidator, klaviyo_va
 MAX_PROFILES_PER_JOB = 10_000
 MAX_BODY_BYTES = 5_000_000
 MAX_RELATIONSHIPS = 1_000
+
+
 def own_checks(method: str, path: str, headers: dict[str, str], body: bytes) -> list[str]:
     """Checks of the fields the sandbox uses, for when the spec files are not available."""
     problems = []

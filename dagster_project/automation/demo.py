@@ -43,8 +43,10 @@ def _reset_local_state(settings) -> int:
     from dagster_project.warehouse import embedded
 
     if settings.warehouse_url:
-        _say("--regenerate resets the warehouse, which Sendwise only does to its embedded one; "
-             "unset WAREHOUSE_URL or reset that warehouse yourself.")
+        _say(
+            "--regenerate resets the warehouse, which Sendwise only does to its embedded one; "
+            "unset WAREHOUSE_URL or reset that warehouse yourself."
+        )
         return 2
     _say("      --regenerate: dropping the embedded warehouse database and the ESP sandbox's state")
     embedded.drop_database(embedded.start(settings.pg_dir).url("postgres"), WAREHOUSE_DATABASE)

@@ -50,8 +50,11 @@ def materialize_everything(
         result = defs.resolve_job_def("ingest_events").execute_in_process(
             instance=instance,
             run_config=run_config,
-            tags={"dagster/asset_partition_range_start": days[0],
-                  "dagster/asset_partition_range_end": days[-1], **pid_tag},
+            tags={
+                "dagster/asset_partition_range_start": days[0],
+                "dagster/asset_partition_range_end": days[-1],
+                **pid_tag,
+            },
             raise_on_error=False,
         )
         run_ids.append(result.run_id)
@@ -144,8 +147,11 @@ def table_row_counts(url: str) -> list[tuple[str, str, int]]:
                 {"schemas": list(SUMMARY_SCHEMAS)},
             ).all()
             return [
-                (schema, table,
-                 conn.execute(sa.text(f'select count(*) from "{schema}"."{table}"')).scalar_one())
+                (
+                    schema,
+                    table,
+                    conn.execute(sa.text(f'select count(*) from "{schema}"."{table}"')).scalar_one(),
+                )
                 for schema, table in tables
             ]
     finally:

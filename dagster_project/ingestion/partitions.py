@@ -77,8 +77,10 @@ def changed_partition_keys(settings: Settings | None = None, warehouse_url: str 
     return [
         day
         for day in available_partition_keys(settings)
-        if any(loaded.get((stream, day)) != fingerprint
-               for stream, fingerprint in day_file_fingerprints(settings, day).items())
+        if any(
+            loaded.get((stream, day)) != fingerprint
+            for stream, fingerprint in day_file_fingerprints(settings, day).items()
+        )
     ]
 
 
@@ -87,6 +89,7 @@ def day_file_fingerprints(settings: Settings, day: str) -> dict[str, str]:
     from dagster_project.ingestion.loaders import EVENT_STREAMS
     from dagster_project.ingestion.sources import event_file, file_fingerprint
 
-    paths = {stream.name: event_file(settings.source_dir, stream.folder, day)
-             for stream in EVENT_STREAMS.values()}
+    paths = {
+        stream.name: event_file(settings.source_dir, stream.folder, day) for stream in EVENT_STREAMS.values()
+    }
     return {name: file_fingerprint(path) for name, path in paths.items() if path.exists()}

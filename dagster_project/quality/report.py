@@ -47,11 +47,14 @@ _REMOTE_ASSET = re.compile(
     re.IGNORECASE,
 )
 _REMOTE_CSS_URL = re.compile(r"""url\(\s*["']?https?://[^)]*\)""", re.IGNORECASE)
-_OFFLINE_CSS = _CSS + """
+_OFFLINE_CSS = (
+    _CSS
+    + """
 .container-fluid,.row{display:block}.card{border:1px solid #d9dde5;border-radius:6px;padding:8px;margin:8px 0}
 .badge{display:inline-block;padding:0 6px;border-radius:4px;background:#f2f4f8}.text-danger{color:#b42318}
 .text-success{color:#116329}.nav,.navbar{list-style:none;padding:0}.d-none{display:none}
 """
+)
 
 
 def summary_path(docs_dir: Path) -> Path:

@@ -137,9 +137,7 @@ def check_bounds(suite: SuiteSpec, check: ExpectationSpec) -> dict[str, float]:
     return {k: check.kwargs[k] for k in PLAIN_BOUNDS if isinstance(check.kwargs.get(k), int | float)}
 
 
-def apply_thresholds(
-    suites: tuple[SuiteSpec, ...], overrides: Mapping[str, object]
-) -> tuple[SuiteSpec, ...]:
+def apply_thresholds(suites: tuple[SuiteSpec, ...], overrides: Mapping[str, object]) -> tuple[SuiteSpec, ...]:
     """The suites with the overridden thresholds; a ValueError names an unknown or unusable key."""
     by_name = {s.name: s for s in suites}
     changed = dict(by_name)

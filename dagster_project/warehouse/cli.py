@@ -8,8 +8,11 @@ import sys
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["start", "stop", "status", "url"])
-    parser.add_argument("--analyst", action="store_true",
-                        help="url: the read-only analyst role (sendwise_analyst) instead of the owner")
+    parser.add_argument(
+        "--analyst",
+        action="store_true",
+        help="url: the read-only analyst role (sendwise_analyst) instead of the owner",
+    )
     parser.add_argument("--show-password", action="store_true",
                         help="url: put the password in the printed URL (by default it is left out and the "
                              "pgpass file that holds it is named on stderr)")  # fmt: skip
@@ -36,8 +39,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"external warehouse: {mask_url(settings.warehouse_url)}")
             return 0
         status = embedded.status(settings.pg_dir)
-        print(f"running (pid {status.pid}) in {status.data_dir}" if status.running
-              else f"not running ({status.data_dir})")
+        print(
+            f"running (pid {status.pid}) in {status.data_dir}"
+            if status.running
+            else f"not running ({status.data_dir})"
+        )
         return 0 if status.running else 3
     elif args.action == "url":
         return _print_url(args, settings)

@@ -230,8 +230,12 @@ def _tune(data_dir: Path, tuning: dict[str, str]) -> None:
     finally:
         conn.close()
     try:
-        pg_ctl(["-w", "-m", "fast", "restart", "-l", str(data_dir / "log")], pgdata=data_dir,
-               user=_system_user(), timeout=30)
+        pg_ctl(
+            ["-w", "-m", "fast", "restart", "-l", str(data_dir / "log")],
+            pgdata=data_dir,
+            user=_system_user(),
+            timeout=30,
+        )
     except subprocess.CalledProcessError:
         log.warning("embedded warehouse restart after tuning failed; see %s", data_dir / "log")
         raise

@@ -94,9 +94,7 @@ def test_failed_error_check_on_profiles_blocks_ml_and_esp_sync(world: str) -> No
 
 
 def test_failed_error_check_on_features_blocks_ml_but_not_profiles(world: str) -> None:
-    execute(
-        world, "update marts.fct_customer_features set monetary = -3 where customer_key = 'ck-5'"
-    )
+    execute(world, "update marts.fct_customer_features set monetary = -3 where customer_key = 'ck-5'")
     result = _run(world)
     assert _materialized(result) == {DIM, FEATURES}
     failed = _evaluations(result)[("fct_customer_features", "monetary_not_negative")]
