@@ -28,6 +28,7 @@ from dagster_project.activation.client import (
     chunked,
     failed_outcomes,
 )
+from dagster_project.warehouse.connection import table_exists
 
 NON_CONTACTABLE_STATUSES = ("unsubscribed", "bounced", "complained")
 
@@ -140,10 +141,6 @@ class SyncResult:
 def ensure_tables(conn: psycopg.Connection) -> None:
     conn.execute(DDL)
     conn.commit()
-
-
-def table_exists(conn: psycopg.Connection, qualified_name: str) -> bool:
-    return conn.execute("select to_regclass(%s) is not null", (qualified_name,)).fetchone()[0]
 
 
 def desired_profiles_sql(conn: psycopg.Connection, marts_schema: str = "marts") -> str:

@@ -17,11 +17,8 @@ import psycopg
 import yaml
 
 from dagster_project.activation.client import EspClient, EspError, ProfileRecord, chunked, failed_outcomes
-from dagster_project.activation.sync import (
-    NON_CONTACTABLE_STATUSES,
-    behavioural_segments_sql,
-    table_exists,
-)
+from dagster_project.activation.sync import NON_CONTACTABLE_STATUSES, behavioural_segments_sql
+from dagster_project.warehouse.connection import table_exists
 
 DEFAULT_TRIGGERS_FILE = Path(__file__).with_name("triggers.yaml")
 

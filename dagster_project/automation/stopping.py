@@ -39,9 +39,14 @@ class Stopped:
         parts = []
         for ids, what in ((self.canceled_running, "running"), (self.canceled_waiting, "queued")):
             if ids:
-                shown = ", ".join(i[:8] for i in ids[:5]) + (" ..." if len(ids) > 5 else "")
+                shown = short_ids(ids)
                 parts.append(f"{len(ids)} {what} run{'s' if len(ids) != 1 else ''} ({shown})")
         return "canceled " + " and ".join(parts) if parts else "no run was in flight"
+
+
+def short_ids(run_ids: list[str]) -> str:
+    """The first few run ids, shortened as the UI shows them."""
+    return ", ".join(i[:8] for i in run_ids[:5]) + (" ..." if len(run_ids) > 5 else "")
 
 
 def in_flight_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
@@ -151,7 +156,7 @@ def clean_up_leftovers(instance: dg.DagsterInstance, dagster_home: Path) -> str 
     if not stale:
         return None
     ids = cancel(instance, stale, "left in flight by a Sendwise process that no longer runs")
-    shown = ", ".join(i[:8] for i in ids[:5]) + (" ..." if len(ids) > 5 else "")
+    shown = short_ids(ids)
     return (
         f"      canceled {len(ids)} run{'s' if len(ids) != 1 else ''} left in flight by a stopped "
         f"sendwise dev/run ({shown}); they no longer hold the run queue"

@@ -16,13 +16,14 @@ import pandas as pd
 import psycopg
 
 from dagster_project.settings import PROJECT_ROOT
+from dagster_project.warehouse.connection import table_exists
 
 DBT_TARGET = PROJECT_ROOT / "dbt" / "target"
 SLOWEST_MODELS = 5
 
 
 def _exists(conn: psycopg.Connection, *tables: str) -> bool:
-    return all(conn.execute("select to_regclass(%s) is not null", (t,)).fetchone()[0] for t in tables)
+    return all(table_exists(conn, table) for table in tables)
 
 
 def _frame(conn: psycopg.Connection, tables: Sequence[str], sql: str, columns: Sequence[str]) -> pd.DataFrame:

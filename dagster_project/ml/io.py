@@ -16,6 +16,7 @@ import joblib
 import pandas as pd
 import psycopg
 
+from dagster_project.warehouse.connection import table_exists
 from ml.registry import ModelRun
 from ml.segment_refresh import StoredSegmentation, stored_from_record
 
@@ -130,12 +131,6 @@ def read_email_events(conn: psycopg.Connection) -> pd.DataFrame:
         time_columns=("event_at", "delivered_at"),
         bool_columns=("is_machine_open",),
     )
-
-
-def table_exists(conn: psycopg.Connection, qualified_name: str) -> bool:
-    with conn.cursor() as cursor:
-        cursor.execute("select to_regclass(%s) is not null", (qualified_name,))
-        return bool(cursor.fetchone()[0])
 
 
 def read_previous_send_times(conn: psycopg.Connection) -> pd.DataFrame | None:

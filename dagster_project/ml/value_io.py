@@ -12,8 +12,8 @@ from dagster_project.ml.io import (
     read_email_events,
     read_frame,
     replace_model_table,
-    table_exists,
 )
+from dagster_project.warehouse.connection import table_exists
 from ml.affinity import campaign_value
 from ml.registry import ModelRun
 

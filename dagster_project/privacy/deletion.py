@@ -22,6 +22,7 @@ from psycopg import sql
 from dagster_project.privacy.identities import RAW_IDENTITIES
 from dagster_project.privacy.keys import load
 from dagster_project.privacy.suppression import Person, raw_match_condition
+from dagster_project.warehouse.connection import table_exists
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def delete_everywhere(conn: psycopg.Connection, person: Person) -> tuple[dict[st
     order_ids: set[int] = set()
     hashes = sql.SQL("(select unnest(%(h)s::text[]))")
     for table in RAW_IDENTITIES:
-        if not _table_exists(conn, "raw", table):
+        if not table_exists(conn, f"raw.{table}"):
             continue
         rows = conn.execute(
             sql.SQL("delete from raw.{} where {} returning to_jsonb(raw.{}.*)").format(
@@ -78,12 +79,8 @@ def delete_everywhere(conn: psycopg.Connection, person: Person) -> tuple[dict[st
     return removed, sorted(emails)
 
 
-def _table_exists(conn: psycopg.Connection, schema: str, table: str) -> bool:
-    return conn.execute("select to_regclass(%s) is not null", (f"{schema}.{table}",)).fetchone()[0]
-
-
 def _order_ids(conn: psycopg.Connection, customer_keys: set[str]) -> set[int]:
-    if not customer_keys or not _table_exists(conn, "marts", "fct_orders"):
+    if not customer_keys or not table_exists(conn, "marts.fct_orders"):
         return set()
     rows = conn.execute(
         "select order_id from marts.fct_orders where customer_key = any(%s)", (list(customer_keys),)

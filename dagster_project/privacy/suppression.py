@@ -15,6 +15,7 @@ from psycopg import sql
 
 from dagster_project.privacy.identities import RAW_IDENTITIES
 from dagster_project.privacy.keys import load, sql_keyed_hash
+from dagster_project.warehouse.connection import table_exists
 
 IDENTIFIERS = "intermediate.int_identity__identifiers"
 KEY_HISTORY = "intermediate.int_identity__key_history"
@@ -29,14 +30,10 @@ class Person:
     identifiers: set[tuple[str, str]] = field(default_factory=set)
 
 
-def _exists(conn: psycopg.Connection, relation: str) -> bool:
-    return conn.execute("select to_regclass(%s) is not null", (relation,)).fetchone()[0]
-
-
 def resolve(conn: psycopg.Connection, hashes: list[str]) -> Person:
     person = Person(set(hashes))
-    if _exists(conn, IDENTIFIERS):
-        history = _exists(conn, KEY_HISTORY)
+    if table_exists(conn, IDENTIFIERS):
+        history = table_exists(conn, KEY_HISTORY)
         retired = (
             f"union select surviving_key from {KEY_HISTORY} "
             f"where {sql_keyed_hash(chr(39) + 'customer_key:' + chr(39) + ' || retired_key')} = any(%(h)s)"
@@ -109,7 +106,7 @@ def drop_suppressed_records(conn: psycopg.Connection, stream: str, batch_id: str
     Called by the loaders after the batch landed in raw.<stream>, inside the load's transaction, so
     suppressed records are counted (received = loaded + quarantined + suppressed) and stored nowhere.
     """
-    if stream not in RAW_IDENTITIES or not _exists(conn, "ops.suppressed_identities"):
+    if stream not in RAW_IDENTITIES or not table_exists(conn, "ops.suppressed_identities"):
         return 0
     if conn.execute("select not exists (select from ops.suppressed_identities)").fetchone()[0]:
         return 0

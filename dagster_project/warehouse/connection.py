@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlparse
 
 import sqlalchemy as sa
 
 from dagster_project.settings import SHOP_DATABASE, WAREHOUSE_DATABASE, Settings, get_settings
 from dagster_project.warehouse import embedded
+
+if TYPE_CHECKING:
+    import psycopg
 
 SCHEMAS = ("raw", "ml", "activation", "ops")
 
@@ -110,3 +114,8 @@ def ensure_schemas(url: str) -> None:
     from dagster_project.privacy import requests
 
     requests.install_at(url)  # dbt reads the hash key and the suppressed identities
+
+
+def table_exists(conn: psycopg.Connection, qualified_name: str) -> bool:
+    """Whether the table or view `schema.name` exists (on a psycopg connection)."""
+    return conn.execute("select to_regclass(%s) is not null", (qualified_name,)).fetchone()[0]
