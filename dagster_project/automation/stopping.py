@@ -15,6 +15,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from dagster_project.processes import process_alive
+
 IN_FLIGHT = (
     dg.DagsterRunStatus.NOT_STARTED,
     dg.DagsterRunStatus.QUEUED,
@@ -51,16 +53,6 @@ def short_ids(run_ids: list[str]) -> str:
 
 def in_flight_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
     return list(instance.get_runs(filters=dg.RunsFilter(statuses=list(IN_FLIGHT))))
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
 
 
 def is_dagster_process(pid: int) -> bool:

@@ -30,6 +30,8 @@ from urllib.parse import quote
 
 import psycopg2
 
+from dagster_project.processes import process_alive
+
 log = logging.getLogger(__name__)
 # pgserver asks platformdirs for a runtime dir; without XDG_RUNTIME_DIR that warns on every use.
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
@@ -125,18 +127,9 @@ def status(data_dir: Path) -> ServerStatus:
 
     data_dir = data_dir.resolve()
     info = PostmasterInfo.read_from_pgdata(data_dir) if data_dir.exists() else None
-    if info is None or info.status != "ready" or not _alive(info.pid):
+    if info is None or info.status != "ready" or not process_alive(info.pid):
         return ServerStatus(False, None, None, data_dir)
     return ServerStatus(True, info.pid, info.socket_dir, data_dir)
-
-
-def _alive(pid: int) -> bool:
-    import psutil
-
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def start(data_dir: Path) -> ServerStatus:
