@@ -52,13 +52,17 @@ def empty_stats() -> SendTimeStats:
 def message_state(events: pd.DataFrame, batch: str) -> tuple[pd.DataFrame, int]:
     """The state rows of these fct_email_events rows (and their machine opens, which never count).
 
-    An event without a message id stands alone (as in prepare_engagement): `batch` keeps its key unique."""
+    An event without a message id stands alone (as in prepare_engagement): its key is `~` and its
+    email_event_id (the same whenever it is read again), or `batch` and its position without one."""
     events = events[events[KEY].notna()].reset_index(drop=True)
     kind = events["event_type"].astype(str).str.lower()
     machine = events["is_machine_open"].fillna(False).astype(bool)
     key = events["message_id"].astype(object)
-    missing = key.isna()
-    key = key.where(~missing, pd.Series([f"~{batch}:{i}" for i in range(len(events))], dtype=object))
+    if "email_event_id" in events:
+        alone = "~" + events["email_event_id"].astype(str)
+    else:
+        alone = pd.Series([f"~{batch}:{i}" for i in range(len(events))], dtype=object)
+    key = key.where(key.notna(), alone)
     frame = pd.DataFrame(
         {
             KEY: events[KEY].astype(object),
@@ -175,3 +179,13 @@ def engagement_from_stats(stats: SendTimeStats, customers: pd.DataFrame) -> Enga
         response_delay_hours=delays,
         excluded_machine_opens=stats.excluded_machine_opens,
     )
+
+
+def stats_from_messages(messages: pd.DataFrame, zones: pd.Series) -> SendTimeStats:
+    """The counts of stored state rows (KEY, message_key, the STATE_COLUMNS times) in the given zones
+    (customer_key -> zone): what a daily run rebuilds for the customers it scores."""
+    state = messages.set_index([KEY, "message_key"])[list(STATE_COLUMNS[2:])]
+    for column in STATE_COLUMNS[2:]:
+        state[column] = _naive_utc(state[column])
+    responses, deliveries, delays = contributions(state, zones)
+    return SendTimeStats(state, responses, deliveries, delays, zones)
