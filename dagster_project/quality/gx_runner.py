@@ -203,7 +203,12 @@ class SuiteValidator:
             if spec.new_rows_column:
                 scope = self._set_watermark(spec, full)
                 table_level = (*_whole_table_kinds(spec), *LOAD_LOG_KINDS)
-                notes.update({e.check: scope for e in spec.expectations if e.kind not in table_level})
+                row_level = [e for e in spec.expectations if e.kind not in table_level and not e.whole_table]
+                notes.update({e.check: scope for e in row_level})
+            if spec.new_rows_column or spec.window_column:
+                notes.update(
+                    {e.check: "every row (scope: table)" for e in spec.expectations if e.whole_table}
+                )
             quarantine_specs = [e for e in spec.expectations if e.kind in LOAD_LOG_KINDS]
             quarantine_note = self._quarantine_missing(spec) if quarantine_specs else None
             checkpoints = self._checkpoints(
@@ -266,9 +271,10 @@ class SuiteValidator:
                 data_source, window, lambda: data_source.add_query_asset(window, query=spec.row_level_sql)
             )
             whole = _whole_table_kinds(spec)
+            on_table = [e for e in table_specs if e.kind in whole or e.whole_table]
             parts = [
-                (window, window_batch, [e for e in table_specs if e.kind not in whole], spec.key),
-                (spec.name, batch, [e for e in table_specs if e.kind in whole], ()),
+                (window, window_batch, [e for e in table_specs if e not in on_table], spec.key),
+                (spec.name, batch, on_table, spec.key if any(e.whole_table for e in on_table) else ()),
             ]
         else:
             parts = [(spec.name, batch, table_specs, spec.key)]
