@@ -383,15 +383,17 @@ class SuiteValidator:
                 conn.execute(sa.text("select pg_advisory_unlock(hashtext(:name))"), name)
 
     def _set_watermark(self, spec: SuiteSpec, full: bool) -> str:
-        """Point the suite's new-rows batch at the rows loaded since its last passing validation (an
-        hour's margin for loads that committed while it ran), or at every row; returns the scope."""
+        """Point the suite's new-rows batch at the rows loaded since its last passing validation, or at
+        every row; returns the scope. Loads that committed after that validation but started before it
+        (their rows carry their start time) move it back to their start: the suite's stream in
+        ops.load_log says which; a suite without a stream keeps an hour's margin."""
         with self.engine.begin() as conn:
             passed = conn.execute(
                 sa.text("select max(validated_at) from ops.validation_results "
                         "where suite = :suite and failed_errors = 0"),
                 {"suite": spec.name},
             ).scalar()  # fmt: skip
-            since = None if full or passed is None else passed - timedelta(hours=1)
+            since = None if full or passed is None else self._new_rows_since(conn, spec, passed)
             conn.execute(
                 sa.text(f"insert into {WATERMARKS_TABLE} (suite, since, set_at) values "
                         "(:suite, coalesce(:since, '-infinity'::timestamptz), now()) on conflict (suite) "
@@ -400,7 +402,18 @@ class SuiteValidator:
             )  # fmt: skip
         if since is None:
             return "every row (" + ("full check" if full else "no passing validation yet") + ")"
-        return f"rows loaded since {since.isoformat()} (last passing validation - 1 h; weekly: every row)"
+        return f"rows loaded since {since.isoformat()} (the last passing validation; weekly: every row)"
+
+    def _new_rows_since(self, conn: sa.Connection, spec: SuiteSpec, passed: datetime) -> datetime:
+        margin = timedelta(minutes=1)  # rows carry their transaction's start, a moment before the logged one
+        if not spec.quarantine_stream or not self._table_exists("ops", "load_log"):
+            return passed - timedelta(hours=1)
+        overlapping = conn.execute(
+            sa.text("select min(started_at) from ops.load_log "
+                    "where stream = :stream and started_at < :passed and finished_at >= :passed"),
+            {"stream": spec.quarantine_stream, "passed": passed},
+        ).scalar()  # fmt: skip
+        return min(passed, overlapping or passed) - margin
 
     def _freshness_reference(self) -> tuple[datetime, str]:
         setting = self.settings.freshness_reference

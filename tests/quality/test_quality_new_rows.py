@@ -4,6 +4,7 @@ weekly full check at every row."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from quality_world import execute, failures
@@ -49,6 +50,27 @@ def test_daily_checks_see_a_bad_new_row_and_the_full_check_a_bad_old_row(world: 
     missing = full.outcome("customer_id_not_null")
     assert missing.unexpected_count == 1 and {row.get("order_id") for row in missing.sample} == {7}
     assert "every row (full check)" in missing.note
+
+
+def test_a_load_that_overlapped_the_last_validation_is_checked(world: str) -> None:
+    """Rows of a load that started before the last passing validation and committed after it carry
+    the earlier time: the watermark moves back to that load's start (ops.load_log)."""
+    execute(world, "update raw.shop_orders set _loaded_at = now() - interval '2 days'")
+    assert failures({SUITE: _validate(world)}) == {}
+    execute(
+        world,
+        "insert into raw.shop_orders (order_id, customer_id, status, order_total, currency, ordered_at, "
+        "created_at, updated_at, _batch_id, _loaded_at) values (902, 1, 'lost', 10, 'EUR', now(), now(), "
+        "now(), 'b3', now() - interval '10 minutes'); "
+        "insert into ops.load_log (batch_id, stream, received, loaded, quarantined, written, status, "
+        "started_at, finished_at) values ('b3', 'shop_orders', 1, 1, 0, 1, 'success', "
+        "now() - interval '10 minutes', now())",
+    )
+    lost = _validate(world).outcome("status_allowed")
+    assert not lost.success and {row.get("order_id") for row in lost.sample} == {902}
+    # the watermark is that load's start less a minute, not a fixed hour before the last validation
+    since = datetime.fromisoformat(lost.note.split("since ")[1].split(" ")[0])
+    assert timedelta(minutes=10) < datetime.now(UTC) - since < timedelta(minutes=13)
 
 
 def test_the_weekly_full_check_is_scheduled() -> None:
