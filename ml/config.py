@@ -119,6 +119,9 @@ class SendTimeConfig:
     keep_previous_within: float = 0.2
     """A customer keeps the previous run's best hour while its rate is within this share of the best
     rate: a new day's few responses should not flip hours the model rates almost alike."""
+    refit_every_days: int = 7
+    """Daily runs score the customers whose engagement changed against the stored level rates (global,
+    zone, segment, delay kernel); a run refits them on all engagement once the fit is this old."""
 
     def parameters(self) -> dict[str, Any]:
         return json_ready(asdict(self))

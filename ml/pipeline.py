@@ -161,6 +161,11 @@ def _rerun_of_fit(
     return SegmentationRun(version, assignments, profiles, run, stored.model, plots)
 
 
+def send_time_parameters(config: MLConfig) -> dict[str, Any]:
+    """What a send-time fit depends on besides the data (a change refits)."""
+    return {"send_time": config.send_time.parameters(), "backtest_test_days": config.backtest.test_days}
+
+
 def run_send_time(
     events: pd.DataFrame,
     customers: pd.DataFrame,
@@ -199,7 +204,7 @@ def run_send_time(
         as_of,
         config.send_time.default_timezone,
     )
-    parameters = {"send_time": config.send_time.parameters(), "backtest_test_days": config.backtest.test_days}
+    parameters = send_time_parameters(config)
     fingerprint = _engagement_fingerprint(engagement, customers, segments)
     version = model_version(SEND_TIME_MODEL, parameters, fingerprint, as_of)
     predictions = pd.concat(

@@ -256,13 +256,7 @@ def fit_send_time(
     n_users = len(engagement.customer_keys)
     if len(customers) != n_users or not (customers[KEY].to_numpy() == engagement.customer_keys).all():
         raise ValueError("fit_send_time needs the same customers frame (same order) as prepare_engagement")
-    _, known_zone = clean_timezones(customers["timezone"], config.default_timezone)
-    zone_group = np.where(known_zone, customers["timezone"].astype(object).to_numpy(), UNKNOWN)
-    segment = np.full(n_users, None, dtype=object)
-    if segments is not None and not segments.empty:
-        segment_by_key = pd.Series(segments["segment_id"].to_numpy(), index=segments[KEY].to_numpy())
-        segment = segment_by_key.reindex(engagement.customer_keys).astype(object).to_numpy()
-        segment = np.where(pd.isna(segment), None, segment)
+    zone_group, segment = _zones_and_segments(engagement, customers, segments, config)
 
     kernel = delay_kernel(engagement.response_delay_hours, config.delay_horizon_hours)
     smoothing = smoothing_matrix(config.hour_smoothing, config.day_sharing)
@@ -340,12 +334,59 @@ def fit_send_time(
         segment_responses={s: int(segment_totals[i]) for i, s in enumerate(segment_names)},
     )
 
-    # pass 2: each customer's posterior against its prior (segment x zone rate, or the zone's)
+    predictions = score_send_time(model, engagement, customers, segments, chunk_size, previous_best)
+    level = predictions["source_level"].to_numpy()
+    model.metrics = {
+        "customers": n_users,
+        "real_responses": global_responses,
+        "deliveries": len(engagement.delivery_user),
+        "machine_opens_excluded": engagement.excluded_machine_opens,
+        "unknown_timezones": engagement.unknown_timezones,
+        "unknown_customer_events": engagement.unknown_customer_events,
+        "source_levels": {name: int((level == name).sum()) for name in LEVELS},
+    }
+    return SendTimeFit(model, predictions)
+
+
+def score_send_time(
+    model: SendTimeModel,
+    engagement: Engagement,
+    customers: pd.DataFrame,
+    segments: pd.DataFrame | None,
+    chunk_size: int = 200_000,
+    previous_best: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Each customer's posterior against its prior (segment x zone rate, or the zone's) of a fitted model.
+
+    The model may be an earlier fit (daily runs score the customers whose data changed against the stored
+    level rates): a zone the fit did not see takes the global rate, a segment it did not see none."""
+    config = model.config
+    n_users = len(engagement.customer_keys)
+    zone_group, segment = _zones_and_segments(engagement, customers, segments, config)
+    zone_names = sorted(model.timezone_rates)
+    segment_names = sorted(model.segment_responses, key=str)
+    user_zone = pd.Index(zone_names, dtype=object).get_indexer(zone_group).astype(np.int64)
+    user_segment = pd.Index(segment_names, dtype=object).get_indexer(segment).astype(np.int64)
+    smoothing = smoothing_matrix(config.hour_smoothing, config.day_sharing)
+    exposure_operator = (circulant(model.kernel) @ smoothing).astype(np.float32)
+    smoothing = smoothing.astype(np.float32)
+    response_counts = np.bincount(engagement.response_user, minlength=n_users)
+    valid_delivery = engagement.delivery_hour >= 0
+    delivery_counts = np.bincount(engagement.delivery_user[valid_delivery], minlength=n_users)
+
+    # prior rows: the zones, then the global rate (a zone the fit did not see), then segment x zone
+    n_zones = len(zone_names)
     prior_table = np.vstack(
         [model.timezone_rates[z] for z in zone_names]
+        + [model.global_rate]
         + [model.segment_rates[(s, z)] for s in segment_names for z in zone_names]
     ).astype(np.float32)
-    prior_of_user = np.where(with_segment, len(zone_names) * (1 + user_segment) + user_zone, user_zone)
+    with_segment = (user_segment >= 0) & (user_zone >= 0)
+    prior_of_user = np.where(
+        with_segment,
+        n_zones + 1 + n_zones * user_segment + user_zone,
+        np.where(user_zone >= 0, user_zone, n_zones),
+    )
     prior_best, prior_confidence = _best_hours(prior_table)
     best, confidence = prior_best[prior_of_user], prior_confidence[prior_of_user].astype(float)
     previous = np.full(n_users, -1, dtype=np.int64) if previous_best is None else np.asarray(previous_best)
@@ -361,17 +402,19 @@ def fit_send_time(
         _keep_previous(posterior, np.arange(len(rows)), chunk_best, chunk_confidence, previous[rows], margin)
         best[rows], confidence[rows] = chunk_best, chunk_confidence
 
-    zone_ok = (zone_totals >= config.min_level_responses) & (np.asarray(zone_names) != UNKNOWN)
+    zone_totals = np.array([model.timezone_responses[z] for z in zone_names] + [0], dtype=float)
+    zone_ok = (zone_totals >= config.min_level_responses) & (np.asarray(zone_names + [UNKNOWN]) != UNKNOWN)
+    segment_totals = np.array([model.segment_responses[s] for s in segment_names] + [0], dtype=float)
     level = source_levels(
         response_counts,
-        np.append(segment_totals, 0.0)[user_segment] >= config.min_level_responses,
+        segment_totals[user_segment] >= config.min_level_responses,
         zone_ok[user_zone],
-        global_responses >= config.min_level_responses,
+        model.global_responses >= config.min_level_responses,
         config.min_user_responses,
     )
     best = np.where(level == "default", config.default_hour_of_week, best)
     confidence = np.where(level == "default", 0.0, confidence)
-    predictions = pd.DataFrame(
+    return pd.DataFrame(
         {
             KEY: engagement.customer_keys,
             "best_hour_of_week": best,
@@ -380,16 +423,20 @@ def fit_send_time(
             "past_responses": response_counts,
         }
     )
-    model.metrics = {
-        "customers": n_users,
-        "real_responses": global_responses,
-        "deliveries": len(engagement.delivery_user),
-        "machine_opens_excluded": engagement.excluded_machine_opens,
-        "unknown_timezones": engagement.unknown_timezones,
-        "unknown_customer_events": engagement.unknown_customer_events,
-        "source_levels": {name: int((level == name).sum()) for name in LEVELS},
-    }
-    return SendTimeFit(model, predictions)
+
+
+def _zones_and_segments(
+    engagement: Engagement, customers: pd.DataFrame, segments: pd.DataFrame | None, config: SendTimeConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per customer: its zone group (UNKNOWN for a missing or invalid zone) and segment id (or None)."""
+    _, known_zone = clean_timezones(customers["timezone"], config.default_timezone)
+    zone_group = np.where(known_zone, customers["timezone"].astype(object).to_numpy(), UNKNOWN)
+    segment = np.full(len(engagement.customer_keys), None, dtype=object)
+    if segments is not None and not segments.empty:
+        segment_by_key = pd.Series(segments["segment_id"].to_numpy(), index=segments[KEY].to_numpy())
+        segment = segment_by_key.reindex(engagement.customer_keys).astype(object).to_numpy()
+        segment = np.where(pd.isna(segment), None, segment)
+    return zone_group, segment
 
 
 def _user_matrices(

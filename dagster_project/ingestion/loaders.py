@@ -182,11 +182,14 @@ def raw_ddl() -> list[sql.Composable]:
                 sql.Identifier(stream.table)
             )
         )
-        statements.append(
-            sql.SQL("create index if not exists {} on raw.{} (_file_date)").format(
-                sql.Identifier(f"{stream.table}_file_date_idx"), sql.Identifier(stream.table)
+        for column in ("_file_date", "_loaded_at"):  # the staging and the daily quality checks' filters
+            statements.append(
+                sql.SQL("create index if not exists {} on raw.{} ({})").format(
+                    sql.Identifier(f"{stream.table}{column}_idx"),
+                    sql.Identifier(stream.table),
+                    sql.Identifier(column),
+                )
             )
-        )
     return statements
 
 

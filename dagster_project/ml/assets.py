@@ -7,7 +7,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from dagster_project.ml import io
+from dagster_project.ml import io, send_time_io
 from dagster_project.settings import get_settings
 from dagster_project.warehouse.resource import WarehouseResource
 from ml.config import MLConfig
@@ -21,6 +21,7 @@ from ml.pipeline import (
     segmentation_version,
 )
 from ml.registry import json_ready
+from ml.send_time_refresh import refit_reason
 
 GROUP = "ml"
 KINDS = {"scikit-learn", "postgres"}
@@ -164,22 +165,34 @@ def send_time_predictions(
     settings = get_settings()
     with warehouse.connect() as conn:
         customers = io.read_customers(conn)
-        events = io.read_email_events(conn)
         segments = io.read_segments(conn)
         as_of = io.read_data_as_of(conn)  # dbt's as-of: send times follow the data, not the clock
-        previous = io.read_previous_send_times(conn)
-        result = run_send_time(
-            events, customers, segments, config, truth=_truth(customers), as_of=as_of, previous=previous
-        )
-        artefact = io.save_artefact(settings.models_dir, SEND_TIME_MODEL, result.version, result.model)
-        io.write_send_times(conn, result.run, result.predictions)
+        has_stamp, until = send_time_io.events_built_until(conn)
+        stored, after = send_time_io.read_stored(conn, settings.models_dir)
+        reason = "fct_email_events has no _built_at" if not has_stamp else None
+        reason = reason or ("no as-of" if as_of is None else refit_reason(stored, config, as_of))
+        if reason is None:  # score the customers whose engagement, zone or segment changed
+            assert stored is not None and after is not None and as_of is not None
+            result = send_time_io.refresh(conn, stored, after, until, customers, segments, config, as_of)
+            artefact = settings.models_dir / SEND_TIME_MODEL / f"{stored.fitted_version}.joblib"
+        else:
+            events = io.read_email_events(conn)
+            previous = send_time_io.read_predictions(conn)
+            result = run_send_time(
+                events, customers, segments, config, truth=_truth(customers), as_of=as_of, previous=previous
+            )
+            result.run.data_snapshot.update(refit=True, refit_reason=reason, fitted_version=result.version)
+            artefact = io.save_artefact(settings.models_dir, SEND_TIME_MODEL, result.version, result.model)
+            send_time_io.write_refit(conn, result, events, customers, segments, until)
     metrics = result.run.metrics
     backtest = metrics["backtest"]
-    context.log.info(f"send times {result.version}: {metrics['source_levels']}")
+    how = f"refit ({reason})" if reason else f"{metrics['rescored_customers']} customers scored again"
+    context.log.info(f"send times {result.version}: {how}, {metrics['source_levels']}")
     headline = {
         f"hit_rate_1h.{method}": dg.MetadataValue.float(backtest[f"{method}.all.hit_rate_1h"])
         for method in ("model", "global_best_hour", "user_most_frequent_hour")
     }
+    shown = result.backtest if not result.backtest.empty else pd.DataFrame([backtest])
     return dg.MaterializeResult(
         metadata={
             "model_version": dg.MetadataValue.text(result.version),
@@ -188,8 +201,12 @@ def send_time_predictions(
             "contactable_customers": dg.MetadataValue.int(
                 int(customers["is_contactable"].fillna(False).sum())
             ),
+            "refit_reason": dg.MetadataValue.text(reason or "none: changed customers scored"),
+            "rescored_customers": dg.MetadataValue.int(
+                int(metrics.get("rescored_customers", len(result.predictions)))
+            ),
             **headline,
-            "backtest": dg.MetadataValue.md(markdown_table(result.backtest)),
+            "backtest": dg.MetadataValue.md(markdown_table(shown)),
             "source_levels": _json(metrics["source_levels"]),
             "metrics": _json(metrics),
             "preview": dg.MetadataValue.md(markdown_table(result.predictions.head(10))),

@@ -22,6 +22,15 @@ from ml.segment_refresh import StoredSegmentation, stored_from_record
 
 MARTS = "marts"
 FEATURE_TEXT_COLUMNS = ("customer_key", "top_categories", "behavioural_segments")
+EMAIL_EVENT_COLUMNS = (
+    "email_event_id, customer_key, event_type, event_at, message_id, delivered_at, is_machine_open"
+)
+EMAIL_EVENT_TYPES: dict[str, tuple[str, ...]] = {
+    "text_columns": ("email_event_id", "customer_key", "event_type", "message_id"),
+    "time_columns": ("event_at", "delivered_at"),
+    "bool_columns": ("is_machine_open",),
+}
+ENGAGEMENT = "customer_key is not null and event_type in ('delivered', 'open', 'click')"
 LEVEL_CHECK = "source_level in ('user', 'segment', 'timezone', 'global', 'default')"
 
 MODEL_RUNS_DDL = """
@@ -124,23 +133,8 @@ def read_email_events(conn: psycopg.Connection) -> pd.DataFrame:
     """Only what the send-time model uses: deliveries, opens and clicks of known customers."""
     return read_frame(
         conn,
-        "select customer_key, event_type, event_at, message_id, delivered_at, is_machine_open "
-        f"from {MARTS}.fct_email_events "
-        "where customer_key is not null and event_type in ('delivered', 'open', 'click')",
-        text_columns=("customer_key", "event_type", "message_id"),
-        time_columns=("event_at", "delivered_at"),
-        bool_columns=("is_machine_open",),
-    )
-
-
-def read_previous_send_times(conn: psycopg.Connection) -> pd.DataFrame | None:
-    """The last run's best hours (kept by the next run while nearly as good)."""
-    if not table_exists(conn, "ml.send_time_predictions"):
-        return None
-    return read_frame(
-        conn,
-        "select customer_key, best_hour_of_week from ml.send_time_predictions",
-        text_columns=("customer_key",),
+        f"select {EMAIL_EVENT_COLUMNS} from {MARTS}.fct_email_events where {ENGAGEMENT}",
+        **EMAIL_EVENT_TYPES,
     )
 
 
@@ -217,7 +211,7 @@ def stored_segmentation(conn: psycopg.Connection, models_dir: Path) -> StoredSeg
     return stored_from_record(joblib.load(artefact), fitted_version, record)
 
 
-def _copy_frame(conn: psycopg.Connection, table: str, frame: pd.DataFrame) -> None:
+def copy_frame(conn: psycopg.Connection, table: str, frame: pd.DataFrame) -> None:
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False, header=False, na_rep="")
     columns = ", ".join(frame.columns)
@@ -264,9 +258,9 @@ def write_segmentation(
                 f"alter table ml.segment_profiles add column if not exists {name} double precision"
             )
         cursor.execute("truncate ml.customer_segments")
-        _copy_frame(conn, "ml.customer_segments", assignments)
+        copy_frame(conn, "ml.customer_segments", assignments)
         cursor.execute("delete from ml.segment_profiles where model_version = %s", (run.version,))
-        _copy_frame(conn, "ml.segment_profiles", profiles)
+        copy_frame(conn, "ml.segment_profiles", profiles)
         _upsert_run(conn, run)
 
 
@@ -282,7 +276,7 @@ def replace_model_table(
         cursor.execute("select pg_advisory_xact_lock(hashtext(%s))", (table,))
         cursor.execute(ddl)
         cursor.execute(f"truncate {table}")
-        _copy_frame(conn, table, rows)
+        copy_frame(conn, table, rows)
         _upsert_run(conn, run)
 
 

@@ -203,7 +203,12 @@ class SuiteValidator:
             if spec.new_rows_column:
                 scope = self._set_watermark(spec, full)
                 table_level = (*_whole_table_kinds(spec), *LOAD_LOG_KINDS)
-                notes.update({e.check: scope for e in spec.expectations if e.kind not in table_level})
+                row_level = [e for e in spec.expectations if e.kind not in table_level and not e.whole_table]
+                notes.update({e.check: scope for e in row_level})
+            if spec.new_rows_column or spec.window_column:
+                notes.update(
+                    {e.check: "every row (scope: table)" for e in spec.expectations if e.whole_table}
+                )
             quarantine_specs = [e for e in spec.expectations if e.kind in LOAD_LOG_KINDS]
             quarantine_note = self._quarantine_missing(spec) if quarantine_specs else None
             checkpoints = self._checkpoints(
@@ -266,9 +271,10 @@ class SuiteValidator:
                 data_source, window, lambda: data_source.add_query_asset(window, query=spec.row_level_sql)
             )
             whole = _whole_table_kinds(spec)
+            on_table = [e for e in table_specs if e.kind in whole or e.whole_table]
             parts = [
-                (window, window_batch, [e for e in table_specs if e.kind not in whole], spec.key),
-                (spec.name, batch, [e for e in table_specs if e.kind in whole], ()),
+                (window, window_batch, [e for e in table_specs if e not in on_table], spec.key),
+                (spec.name, batch, on_table, spec.key if any(e.whole_table for e in on_table) else ()),
             ]
         else:
             parts = [(spec.name, batch, table_specs, spec.key)]
@@ -377,15 +383,17 @@ class SuiteValidator:
                 conn.execute(sa.text("select pg_advisory_unlock(hashtext(:name))"), name)
 
     def _set_watermark(self, spec: SuiteSpec, full: bool) -> str:
-        """Point the suite's new-rows batch at the rows loaded since its last passing validation (an
-        hour's margin for loads that committed while it ran), or at every row; returns the scope."""
+        """Point the suite's new-rows batch at the rows loaded since its last passing validation, or at
+        every row; returns the scope. Loads that committed after that validation but started before it
+        (their rows carry their start time) move it back to their start: the suite's stream in
+        ops.load_log says which; a suite without a stream keeps an hour's margin."""
         with self.engine.begin() as conn:
             passed = conn.execute(
                 sa.text("select max(validated_at) from ops.validation_results "
                         "where suite = :suite and failed_errors = 0"),
                 {"suite": spec.name},
             ).scalar()  # fmt: skip
-            since = None if full or passed is None else passed - timedelta(hours=1)
+            since = None if full or passed is None else self._new_rows_since(conn, spec, passed)
             conn.execute(
                 sa.text(f"insert into {WATERMARKS_TABLE} (suite, since, set_at) values "
                         "(:suite, coalesce(:since, '-infinity'::timestamptz), now()) on conflict (suite) "
@@ -394,7 +402,18 @@ class SuiteValidator:
             )  # fmt: skip
         if since is None:
             return "every row (" + ("full check" if full else "no passing validation yet") + ")"
-        return f"rows loaded since {since.isoformat()} (last passing validation - 1 h; weekly: every row)"
+        return f"rows loaded since {since.isoformat()} (the last passing validation; weekly: every row)"
+
+    def _new_rows_since(self, conn: sa.Connection, spec: SuiteSpec, passed: datetime) -> datetime:
+        margin = timedelta(minutes=1)  # rows carry their transaction's start, a moment before the logged one
+        if not spec.quarantine_stream or not self._table_exists("ops", "load_log"):
+            return passed - timedelta(hours=1)
+        overlapping = conn.execute(
+            sa.text("select min(started_at) from ops.load_log "
+                    "where stream = :stream and started_at < :passed and finished_at >= :passed"),
+            {"stream": spec.quarantine_stream, "passed": passed},
+        ).scalar()  # fmt: skip
+        return min(passed, overlapping or passed) - margin
 
     def _freshness_reference(self) -> tuple[datetime, str]:
         setting = self.settings.freshness_reference

@@ -21,7 +21,8 @@ from dagster_project.settings import PROJECT_ROOT
 EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
 SEVERITIES = ("error", "warn")
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
-_RESERVED = {"check", "expect", "severity", "description", "where"}
+_RESERVED = {"check", "expect", "severity", "description", "where", "scope"}
+SCOPES = ("rows", "table")
 
 # Checks on the whole table even when the suite has a window (the newest events are in the window).
 TABLE_LEVEL_KINDS = ("row_count",)
@@ -50,6 +51,9 @@ class ExpectationSpec:
     where: dict[str, Any] | None = None
     kind: str = "plain"
     """plain | row_count | freshness | quarantine_share | loads_balanced | table_quarantine_share."""
+    whole_table: bool = False
+    """`scope: table`: validated on every row even when the suite's daily checks see only new rows or
+    a window (uniqueness against the old rows, aggregates over the table)."""
 
     @property
     def blocking(self) -> bool:
@@ -296,7 +300,15 @@ def _parse_expectation(item: dict[str, Any]) -> ExpectationSpec:
         kwargs=kwargs,
         description=str(item.get("description", "")).strip(),
         where=item.get("where"),
+        whole_table=_scope(item) == "table",
     )
+
+
+def _scope(item: dict[str, Any]) -> str:
+    scope = item.get("scope", "rows")
+    if scope not in SCOPES:
+        raise ValueError(f"check {item.get('check')!r}: scope must be one of {SCOPES}, got {scope!r}")
+    return scope
 
 
 def _severity(item: dict[str, Any]) -> str:

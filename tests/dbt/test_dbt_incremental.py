@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg2
 import pytest
 from dbt_support import create_raw_tables, dbt_build, load_raw, new_database, query
 from sendwise_hand_world import PRODUCTS, _item, _order, load_phase, t
+
+from dagster_project.dbt.project import run_dbt
 
 SNAPSHOT_TABLES = {
     "marts.dim_customers": "customer_key",
@@ -26,7 +29,7 @@ SNAPSHOT_TABLES = {
     "snapshots.snap_crm__contacts": "contact_id, dbt_valid_from",
 }
 # Columns that record when a row was written, not what it says.
-VOLATILE = {"dbt_updated_at", "dbt_scd_id", "_loaded_at", "_staged_at", "last_staged_at"}
+VOLATILE = {"dbt_updated_at", "dbt_scd_id", "_loaded_at", "_staged_at", "last_staged_at", "_built_at"}
 
 # Day 3: product 3 (Socks, in orders 1003, 1004 and 1009) changes category, order 1002's line goes from
 # 1 to 3 items, and order 1002 is refunded.
@@ -189,3 +192,19 @@ def test_a_full_refresh_rebuilds_the_same_warehouse_and_keeps_the_key_history(in
     assert table_contents(url) == incremental_runs["contents_3"]
     history = query(url, "select retired_key from intermediate.int_identity__key_history")
     assert len(history) == 1
+
+
+def test_fct_email_events_daily_tests_check_the_rows_the_build_wrote(incremental_runs: dict):
+    """fct_email_events is in var data_tests_new_rows (by _built_at): a bad row an earlier build wrote is
+    left to the weekly full tests."""
+    url, target = incremental_runs["url"], incremental_runs["target"]
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "update marts.fct_email_events set event_type = 'bogus', _built_at = timestamptz '2000-01-01' "
+            "where email_event_id = (select min(email_event_id) from marts.fct_email_events)"
+        )
+    conn.close()
+    select = ("test", "--select", "fct_email_events")
+    assert run_dbt(select, url, target_path=target, check=False).returncode == 0
+    full = run_dbt((*select, "--vars", "{data_tests_full: true}"), url, target_path=target, check=False)
+    assert full.returncode != 0 and "FAIL 1 accepted_values_fct_email_events_event_type" in full.stdout

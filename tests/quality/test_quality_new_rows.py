@@ -4,11 +4,13 @@ weekly full check at every row."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
+import pytest
 from quality_world import execute, failures
 
 from dagster_project.quality import gx_runner
-from dagster_project.quality.suites import load_suites
+from dagster_project.quality.suites import SuiteDefinitionError, load_suite, load_suites
 from dagster_project.settings import get_settings
 
 SUITE = "raw_shop_orders"
@@ -50,8 +52,92 @@ def test_daily_checks_see_a_bad_new_row_and_the_full_check_a_bad_old_row(world: 
     assert "every row (full check)" in missing.note
 
 
+def test_a_load_that_overlapped_the_last_validation_is_checked(world: str) -> None:
+    """Rows of a load that started before the last passing validation and committed after it carry
+    the earlier time: the watermark moves back to that load's start (ops.load_log)."""
+    execute(world, "update raw.shop_orders set _loaded_at = now() - interval '2 days'")
+    assert failures({SUITE: _validate(world)}) == {}
+    execute(
+        world,
+        "insert into raw.shop_orders (order_id, customer_id, status, order_total, currency, ordered_at, "
+        "created_at, updated_at, _batch_id, _loaded_at) values (902, 1, 'lost', 10, 'EUR', now(), now(), "
+        "now(), 'b3', now() - interval '10 minutes'); "
+        "insert into ops.load_log (batch_id, stream, received, loaded, quarantined, written, status, "
+        "started_at, finished_at) values ('b3', 'shop_orders', 1, 1, 0, 1, 'success', "
+        "now() - interval '10 minutes', now())",
+    )
+    lost = _validate(world).outcome("status_allowed")
+    assert not lost.success and {row.get("order_id") for row in lost.sample} == {902}
+    # the watermark is that load's start less a minute, not a fixed hour before the last validation
+    since = datetime.fromisoformat(lost.note.split("since ")[1].split(" ")[0])
+    assert timedelta(minutes=10) < datetime.now(UTC) - since < timedelta(minutes=13)
+
+
 def test_the_weekly_full_check_is_scheduled() -> None:
     from dagster_project.definitions import defs
 
     schedule = defs.resolve_schedule_def("weekly_full_quality_checks")
     assert schedule.job_name == "quality_full_checks" and schedule.cron_schedule == "30 4 * * 0"
+
+
+HAND_SUITE = """
+suite: hand_events
+asset: raw/hand_events
+table: raw.hand_events
+key: [event_id]
+new_rows: {column: _loaded_at}
+expectations:
+  - check: kind_allowed
+    expect: column_values_to_be_in_set
+    column: kind
+    value_set: [open, click]
+  - check: event_id_unique
+    expect: column_values_to_be_unique
+    column: event_id
+    scope: table
+  - check: event_id_unique_among_new_rows
+    expect: column_values_to_be_unique
+    column: event_id
+"""
+
+
+def test_new_rows_checks_see_new_rows_and_scope_table_checks_every_row(world: str, tmp_path) -> None:
+    path = tmp_path / "hand_events.yml"
+    path.write_text(HAND_SUITE)
+    spec = load_suite(path)
+
+    def validate(full: bool = False):
+        return gx_runner.run_suite(spec, world, f"test-{uuid.uuid4().hex[:8]}", get_settings(), False, full)
+
+    execute(
+        world,
+        "create table raw.hand_events (event_id text, kind text, "
+        "_loaded_at timestamptz not null default now()); "
+        "insert into raw.hand_events select 'e' || g, 'open', now() - interval '2 days' "
+        "from generate_series(1, 5) g",
+    )
+    assert failures({"hand_events": validate()}) == {}
+
+    # an old row goes bad without being reloaded; a bad row and a row repeating an old id are loaded
+    execute(world, "update raw.hand_events set kind = 'bogus' where event_id = 'e2'")
+    execute(world, "insert into raw.hand_events (event_id, kind) values ('e6', 'bogus'), ('e1', 'click')")
+    daily = validate()
+    assert failures({"hand_events": daily}) == {"hand_events": {"kind_allowed", "event_id_unique"}}
+    bogus = daily.outcome("kind_allowed")
+    assert bogus.unexpected_count == 1 and {row.get("event_id") for row in bogus.sample} == {"e6"}
+    assert "rows loaded since" in bogus.note
+    assert daily.outcome("event_id_unique").unexpected_count == 2  # e1 twice, across old and new rows
+    assert daily.outcome("event_id_unique").note == "every row (scope: table)"
+    assert daily.outcome("event_id_unique_among_new_rows").success  # e1 once among the new rows
+
+    full = validate(full=True)
+    assert full.outcome("kind_allowed").unexpected_count == 2  # the old bad row too
+    assert {row.get("event_id") for row in full.outcome("kind_allowed").sample} == {"e2", "e6"}
+    assert not full.outcome("event_id_unique_among_new_rows").success
+
+
+def test_scope_must_be_rows_or_table(tmp_path) -> None:
+    path = tmp_path / "bad.yml"
+    path.write_text(HAND_SUITE.replace("scope: table", "scope: everything"))
+    with pytest.raises(SuiteDefinitionError, match="bad.yml.*event_id_unique.*scope must be one of"):
+        load_suite(path)

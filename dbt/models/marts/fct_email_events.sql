@@ -53,7 +53,8 @@ final as (
             {%- for pattern in var('machine_open_user_agent_patterns') %}
             or coalesce(user_agent ilike '%{{ pattern }}%', false)
             {%- endfor %}
-        ) as is_machine_open
+        ) as is_machine_open,
+        current_timestamp as _built_at  -- the build that wrote the row: ml/send_time_predictions reads it
     from enriched
     where {{ not_suppressed('enriched.customer_key') }}
 )
