@@ -35,6 +35,11 @@ scope as (
     cross join as_of
     where {{ crossed_window_edge('stored.last_updated_at', 'previous_build', 'as_of', var('data_quality_fresh_days')) }}
        or {{ crossed_window_edge('stored.last_updated_at', 'previous_build', 'as_of', var('data_quality_stale_days')) }}
+    union
+    {# People without a row (no longer suppressed, say). #}
+    select known.customer_key
+    from {{ ref('int_identity__customers') }} as known
+    where not exists (select 1 from {{ this }} as stored where stored.customer_key = known.customer_key)
 ),
 
 {% endif -%}

@@ -23,6 +23,11 @@ with as_of as (
 {% if is_incremental() -%}
 scope as (
     select customer_key from {{ ref('int_customers__touched_keys') }}
+    union
+    {# Customers without a row (no longer suppressed, say). #}
+    select profiles.customer_key
+    from {{ ref('dim_customers') }} as profiles
+    where not exists (select 1 from {{ this }} as stored where stored.customer_key = profiles.customer_key)
 ),
 
 {% endif -%}
