@@ -60,3 +60,22 @@
     true
     {%- endif -%}
 {%- endmacro %}
+
+{#- The incremental filter of a per-customer model without a `scope` of its own: the touched keys only. -#}
+{% macro touched_only(column) -%}
+    {%- if is_incremental() -%}
+    {{ column }} in (select customer_key from {{ ref('int_customers__touched_keys') }})
+    {%- else -%}
+    true
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Pre-hook of the append-only per-customer models: the rows of the touched keys go before the build
+    appends their new rows (a key may now have fewer rows, or none: delete+insert would keep those). -#}
+{% macro drop_touched_rows(column='customer_key') -%}
+    {%- if is_incremental() -%}
+    delete from {{ this }} where {{ touched_only(column) }}
+    {%- else -%}
+    select 1
+    {%- endif -%}
+{%- endmacro %}
