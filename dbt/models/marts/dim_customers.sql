@@ -22,8 +22,11 @@ with as_of as (
 ),
 
 {% if is_incremental() -%}
+{#- A table from before the build stamps has no _as_of_at: every freshness level counts as changed. -#}
+{%- set stamped = '_as_of_at' in adapter.get_columns_in_relation(this) | map(attribute='name') | list %}
 previous_build as (
-    select max(_as_of_at) as as_of_at from {{ this }}
+    select {{ 'max(_as_of_at)' if stamped else 'cast(null as ' ~ dbt.type_timestamp() ~ ')' }} as as_of_at
+    from {{ this }}
 ),
 
 scope as (
