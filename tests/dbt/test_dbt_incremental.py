@@ -28,8 +28,11 @@ SNAPSHOT_TABLES = {
     "intermediate.int_identity__key_history": "retired_key",
     "snapshots.snap_crm__contacts": "contact_id, dbt_valid_from",
 }
-# Columns that record when a row was written, not what it says.
-VOLATILE = {"dbt_updated_at", "dbt_scd_id", "_loaded_at", "_staged_at", "last_staged_at", "_built_at"}
+# Columns that record when (or as of when) a row was written, not what it says.
+VOLATILE = {
+    *("dbt_updated_at", "dbt_scd_id", "_loaded_at", "_staged_at", "last_staged_at"),
+    *("_built_at", "_as_of_at", "key_changed_at"),
+}
 
 # Day 3: product 3 (Socks, in orders 1003, 1004 and 1009) changes category, order 1002's line goes from
 # 1 to 3 items, and order 1002 is refunded.

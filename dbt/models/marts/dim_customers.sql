@@ -1,6 +1,52 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='customer_key',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        indexes=[{'columns': ['customer_key'], 'unique': True}],
+        post_hook=[
+            "{{ drop_suppressed_rows() }}",
+            "{{ drop_rows_gone_from(ref('int_identity__customers'), 'customer_key') }}",
+        ],
+    )
+}}
 {#- The unified customer profile: one row per resolved person who is known to at least one system by a
-    record or an email (anonymous-only web visitors are not customers). -#}
-with identifiers as (
+    record or an email (anonymous-only web visitors are not customers). Incremental by customer: a build
+    rewrites the keys in int_customers__touched_keys and those whose freshness check (last_updated_at
+    against the as-of instant) changed level; retired keys and suppressed people are deleted by the
+    post-hooks, so a build equals a full rebuild. -#}
+-- depends_on: {{ ref('int_customers__touched_keys') }}
+with as_of as (
+    select * from {{ ref('int_calendar__as_of') }}
+),
+
+{% if is_incremental() -%}
+{#- A table from before the build stamps has no _as_of_at: every freshness level counts as changed. -#}
+{%- set stamped = '_as_of_at' in adapter.get_columns_in_relation(this) | map(attribute='name') | list %}
+previous_build as (
+    select {{ 'max(_as_of_at)' if stamped else 'cast(null as ' ~ dbt.type_timestamp() ~ ')' }} as as_of_at
+    from {{ this }}
+),
+
+scope as (
+    select customer_key from {{ ref('int_customers__touched_keys') }}
+    union
+    select stored.customer_key
+    from {{ this }} as stored
+    cross join previous_build
+    cross join as_of
+    where {{ crossed_window_edge('stored.last_updated_at', 'previous_build', 'as_of', var('data_quality_fresh_days')) }}
+       or {{ crossed_window_edge('stored.last_updated_at', 'previous_build', 'as_of', var('data_quality_stale_days')) }}
+    union
+    {# People without a row (no longer suppressed, say). #}
+    select known.customer_key
+    from {{ ref('int_identity__customers') }} as known
+    where not exists (select 1 from {{ this }} as stored where stored.customer_key = known.customer_key)
+),
+
+{% endif -%}
+identifiers as (
     select * from {{ ref('int_identity__identifiers') }}
 ),
 
@@ -8,8 +54,12 @@ record_keys as (
     select * from {{ ref('int_identity__record_keys') }}
 ),
 
+scoped_record_keys as (
+    select * from record_keys where {{ in_scope('customer_key') }}
+),
+
 survivorship as (
-    select * from {{ ref('int_customers__survivorship') }}
+    select * from {{ ref('int_customers__survivorship') }} where {{ in_scope('customer_key') }}
 ),
 
 checks as (
@@ -25,23 +75,19 @@ shop as (
 ),
 
 orders as (
-    select * from {{ ref('fct_orders') }}
+    select * from {{ ref('fct_orders') }} where {{ in_scope('customer_key') }}
 ),
 
 email_events as (
-    select * from {{ ref('fct_email_events') }}
+    select * from {{ ref('fct_email_events') }} where {{ in_scope('customer_key') }}
 ),
 
 sessions as (
-    select * from {{ ref('fct_web_sessions') }}
-),
-
-as_of as (
-    select * from {{ ref('int_calendar__as_of') }}
+    select * from {{ ref('fct_web_sessions') }} where {{ in_scope('customer_key') }}
 ),
 
 customers as (
-    select * from {{ ref('int_identity__customers') }}
+    select * from {{ ref('int_identity__customers') }} where {{ in_scope('customer_key') }}
 ),
 
 profile as (
@@ -70,7 +116,7 @@ source_records as (
         min(record_keys.record_id) filter (where record_keys.record_type = 'esp_profile_id') as esp_profile_id,
         least(min(crm.created_at), min(shop.created_at)) as registered_at,
         greatest(max(crm.updated_at), max(shop.updated_at)) as source_updated_at
-    from record_keys
+    from scoped_record_keys as record_keys
     left join crm
         on record_keys.record_type = 'crm_contact_id' and crm.crm_contact_id = record_keys.record_id
     left join shop
@@ -88,7 +134,7 @@ systems_in_data as (
 {#- A test mailbox is blocked from matching (it has no key), so look for it on the person's records. -#}
 test_accounts as (
     select distinct record_keys.customer_key
-    from record_keys
+    from scoped_record_keys as record_keys
     inner join {{ ref('int_identity__observations') }} as observations using (record_type, record_id)
     inner join checks
         on checks.identifier_type = observations.identifier_type
@@ -273,7 +319,9 @@ final as (
         shop_customer_id,
         crm_contact_id,
         lifetime_value,
-        last_updated_at
+        last_updated_at,
+        as_of_at as _as_of_at,
+        current_timestamp as _built_at
     from scored
 )
 

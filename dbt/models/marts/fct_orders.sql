@@ -14,6 +14,7 @@
     no longer staged (quarantined) and suppressed people's orders are deleted by the post-hooks, so a build
     equals a full rebuild; a run without new data rewrites nothing. -#}
 
+-- depends_on: {{ ref('int_customers__touched_keys') }} (it reads the keys orders had before this build)
 with orders as (
     select * from {{ ref('stg_shop__orders') }}
 ),

@@ -1,7 +1,20 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='append_new_columns',
+        indexes=[{'columns': ['customer_key']}],
+        pre_hook=["{{ drop_touched_rows() }}"],
+        post_hook=["{{ drop_rows_gone_from(ref('int_identity__record_keys'), 'customer_key') }}"],
+    )
+}}
 {#- Every value each source offers for each profile field, with its source and source updated_at:
-    the input of survivorship. is_usable is false for junk (malformed or blocked) emails and phones. -#}
+    the input of survivorship. is_usable is false for junk (malformed or blocked) emails and phones.
+    Incremental by customer: a build replaces the rows of the keys in int_customers__touched_keys (the
+    pre-hook deletes them, the build appends what their records offer now); keys gone go (post-hook). -#}
+-- depends_on: {{ ref('int_customers__touched_keys') }}
 with record_keys as (
-    select * from {{ ref('int_identity__record_keys') }}
+    select * from {{ ref('int_identity__record_keys') }} where {{ touched_only('customer_key') }}
 ),
 
 checks as (
@@ -10,10 +23,12 @@ checks as (
 
 crm as (
     select * from {{ ref('stg_crm__contacts') }}
+    where crm_contact_id in (select record_id from record_keys where record_type = 'crm_contact_id')
 ),
 
 shop as (
     select * from {{ ref('stg_shop__customers') }}
+    where shop_customer_id in (select record_id from record_keys where record_type = 'shop_customer_id')
 ),
 
 esp_profiles as (
@@ -22,7 +37,7 @@ esp_profiles as (
         (array_agg(email order by event_at desc) filter (where email is not null))[1] as email,
         max(event_at) as last_seen_at
     from {{ ref('stg_esp__events') }}
-    where esp_profile_id is not null
+    where esp_profile_id in (select record_id from record_keys where record_type = 'esp_profile_id')
     group by 1
 ),
 
@@ -38,7 +53,8 @@ web_identities as (
         (array_agg(timezone order by event_at desc) filter (where timezone is not null))[1] as timezone,
         max(event_at) as last_seen_at
     from {{ ref('stg_web__events') }}
-    where anonymous_id is not null or user_id is not null
+    where anonymous_id in (select record_id from record_keys where record_type = 'anonymous_id')
+       or (anonymous_id is null and user_id in (select record_id from record_keys where record_type = 'shop_customer_id'))
     group by 1, 2
 ),
 

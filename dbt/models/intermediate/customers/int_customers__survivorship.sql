@@ -1,7 +1,19 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='append_new_columns',
+        indexes=[{'columns': ['customer_key']}],
+        pre_hook=["{{ drop_touched_rows() }}"],
+        post_hook=["{{ drop_rows_gone_from(ref('int_identity__record_keys'), 'customer_key') }}"],
+    )
+}}
 {#- The surviving value of each profile field per customer, by the field's rule in the
-    survivorship_rules seed, with the source(s) it came from. -#}
+    survivorship_rules seed, with the source(s) it came from. Incremental by customer like
+    int_customers__field_candidates (the keys of int_customers__touched_keys are replaced). -#}
+-- depends_on: {{ ref('int_customers__touched_keys') }}
 with candidates as (
-    select * from {{ ref('int_customers__field_candidates') }}
+    select * from {{ ref('int_customers__field_candidates') }} where {{ touched_only('customer_key') }}
 ),
 
 rules as (

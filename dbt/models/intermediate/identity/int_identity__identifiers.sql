@@ -16,12 +16,15 @@ checks as (
 
 previous_keys as (
     {%- if previous is not none %}
-    select identifier_type, identifier_value, customer_key, key_first_seen_at, previous_customer_key
+    {%- set stamped = 'key_changed_at' in adapter.get_columns_in_relation(previous) | map(attribute='name') | list %}
+    select identifier_type, identifier_value, customer_key, key_first_seen_at, previous_customer_key,
+        {{ 'key_changed_at' if stamped else 'null::timestamptz as key_changed_at' }}
     from {{ previous }}
     where customer_key is not null
     {%- else %}
     select null::text as identifier_type, null::text as identifier_value,
-        null::text as customer_key, null::timestamptz as key_first_seen_at, null::text as previous_customer_key
+        null::text as customer_key, null::timestamptz as key_first_seen_at, null::text as previous_customer_key,
+        null::timestamptz as key_changed_at
     where false
     {%- endif %}
 ),
@@ -123,7 +126,13 @@ final as (
             when previous_keys.customer_key is distinct from component_keys.customer_key
                 then previous_keys.customer_key
             else previous_keys.previous_customer_key
-        end as previous_customer_key
+        end as previous_customer_key,
+        {#- The build that gave the identifier its key (int_customers__touched_keys reads it). -#}
+        case
+            when previous_keys.customer_key is not distinct from component_keys.customer_key
+                then previous_keys.key_changed_at
+            else current_timestamp
+        end as key_changed_at
     from checks
     left join nodes using (identifier_type, identifier_value)
     left join component_keys using (component_id)

@@ -16,7 +16,8 @@ final as (
         unit_price,
         quantity * unit_price as line_total,
         created_at,
-        updated_at
+        updated_at,
+        _loaded_at
     from checked
     where quarantine_reason is null
 )

@@ -22,7 +22,8 @@ final as (
             else 'updated_at'
         end as ordered_at_source,
         created_at,
-        updated_at
+        updated_at,
+        _loaded_at
     from checked
     where quarantine_reason is null
 )

@@ -10,7 +10,8 @@ final as (
         nullif(trim(category), '') as category,
         price,
         created_at,
-        updated_at
+        updated_at,
+        _loaded_at
     from source
 )
 

@@ -1,0 +1,81 @@
+{#- The build the incremental customer marts last completed: one row (built_at, as_of_at), the earliest
+    of their newest build stamps, so a mart whose build failed is caught up by the next one. Nulls when a
+    mart is missing or has no stamps yet (first build, or a warehouse from before the stamps): then every
+    key counts as touched. Read without ref(): the marts ref the touched keys, which must see the previous
+    build of the marts, not this one. -#}
+{% macro previous_mart_build(marts=[('marts', 'dim_customers'), ('intermediate', 'int_customers__features')]) -%}
+    {%- set stamped = [] -%}
+    {%- if execute and not should_full_refresh() -%}
+        {%- for schema, name in marts -%}
+            {%- set relation = adapter.get_relation(database=this.database, schema=schema, identifier=name) -%}
+            {%- if relation is not none and relation.type == 'table'
+                and '_built_at' in adapter.get_columns_in_relation(relation) | map(attribute='name') | list -%}
+                {%- do stamped.append(relation) -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {%- if stamped | length == marts | length %}
+    select
+        least({% for relation in stamped %}(select max(_built_at) from {{ relation }}){{ ', ' if not loop.last }}{% endfor %}) as built_at,
+        least({% for relation in stamped %}(select max(_as_of_at) from {{ relation }}){{ ', ' if not loop.last }}{% endfor %}) as as_of_at
+    {%- else %}
+    select cast(null as {{ dbt.type_timestamp() }}) as built_at, cast(null as {{ dbt.type_timestamp() }}) as as_of_at
+    {%- endif %}
+{%- endmacro %}
+
+{#- True for a staged row loaded after the previous build (`previous` has built_at; null: every row). -#}
+{% macro loaded_since(previous, column='_loaded_at') -%}
+    ({{ previous }}.built_at is null or {{ column }} > {{ previous }}.built_at)
+{%- endmacro %}
+
+{#- True for a timestamp that a window of `days` days ending at the as-of instant took in or left between
+    the previous build's as-of and this one's (either direction): the customers holding such a row have
+    window counts that changed although none of their data did. Bounds inclusive (a superset is safe). -#}
+{% macro crossed_window_edge(column, previous, as_of, days) -%}
+    ({{ previous }}.as_of_at is null or {{ column }} between
+        {{ dbt.dateadd('day', -days, 'least(' ~ previous ~ '.as_of_at, ' ~ as_of ~ '.as_of_at)') }}
+        and {{ dbt.dateadd('day', -days, 'greatest(' ~ previous ~ '.as_of_at, ' ~ as_of ~ '.as_of_at)') }})
+{%- endmacro %}
+
+{#- Seconds elapsed from `start` to `end` (timestamps). dbt.datediff counts in the session's local time,
+    which is off by an hour across a daylight-saving change, so Postgres subtracts the instants. -#}
+{% macro seconds_between(start, end) -%}
+    {%- if target.type == 'postgres' -%}
+    extract(epoch from ({{ end }}) - ({{ start }}))
+    {%- else -%}
+    {{ dbt.datediff(start, end, 'second') }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Whole days from `start` to `end` (timestamps): completed 24-hour periods. -#}
+{% macro whole_days_between(start, end) -%}
+    cast(floor({{ seconds_between(start, end) }} / 86400.0) as {{ dbt.type_int() }})
+{%- endmacro %}
+
+{#- In an incremental customer model with a `scope` CTE (the keys it rewrites): true for those keys only. -#}
+{% macro in_scope(column) -%}
+    {%- if is_incremental() -%}
+    {{ column }} in (select customer_key from scope)
+    {%- else -%}
+    true
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The incremental filter of a per-customer model without a `scope` of its own: the touched keys only. -#}
+{% macro touched_only(column) -%}
+    {%- if is_incremental() -%}
+    {{ column }} in (select customer_key from {{ ref('int_customers__touched_keys') }})
+    {%- else -%}
+    true
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Pre-hook of the append-only per-customer models: the rows of the touched keys go before the build
+    appends their new rows (a key may now have fewer rows, or none: delete+insert would keep those). -#}
+{% macro drop_touched_rows(column='customer_key') -%}
+    {%- if is_incremental() -%}
+    delete from {{ this }} where {{ touched_only(column) }}
+    {%- else -%}
+    select 1
+    {%- endif -%}
+{%- endmacro %}
