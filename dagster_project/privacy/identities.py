@@ -6,7 +6,7 @@ An identity is `type:value` with the value normalised the way the identity model
 
 from __future__ import annotations
 
-import re
+from dagster_project.privacy.normalize import phone_e164
 
 IDENTIFIER_TYPES = (
     "email",
@@ -18,7 +18,7 @@ IDENTIFIER_TYPES = (
     "anonymous_id",
 )
 SOURCE_ID_TYPES = ("crm_contact_id", "shop_customer_id", "esp_profile_id", "anonymous_id")
-DEFAULT_CALLING_CODE = "1"  # dbt var identity_default_phone_country_code
+DEFAULT_CALLING_CODE = "1"  # dbt var identity_default_phone_country_code (for RAW_IDENTITIES' SQL)
 
 
 class IdentifierError(ValueError):
@@ -46,19 +46,6 @@ def normalize(kind: str, value: str) -> str:
     if not value:
         raise IdentifierError(f"empty {kind}")
     return value
-
-
-def phone_e164(value: str, calling_code: str = DEFAULT_CALLING_CODE) -> str | None:
-    digits = re.sub(r"[^0-9]", "", value)
-    if value.lstrip().startswith("+") and 8 <= len(digits) <= 15:
-        return "+" + digits
-    if digits.startswith("00") and 10 <= len(digits) <= 17:
-        return "+" + digits[2:]
-    if len(digits) == 10:
-        return f"+{calling_code}{digits}"
-    if len(digits) == 10 + len(calling_code) and digits.startswith(calling_code):
-        return "+" + digits
-    return None
 
 
 def identity(kind: str, value: str) -> str:
