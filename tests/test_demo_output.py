@@ -13,6 +13,7 @@ from dagster_project.activation import sync
 from dagster_project.automation.progress import materialization_line, quiet, warning_line
 from dagster_project.automation.summary import run_summary
 from dagster_project.ml import io as ml_io
+from dagster_project.privacy.field_crypto import load_cipher
 from dagster_project.warehouse import connection
 
 
@@ -73,10 +74,14 @@ def test_summary_shows_the_esp_result_model_figures_and_a_profile(warehouse_url:
             """('segmentation', 'v2', '{}', '{}', '{"k": 8, "silhouette": 0.31234, "sizes": {"0": 5},
                 "ari_kmeans": 0.668, "customers": 400}', '2026-03-02')"""
         )
+        cipher = load_cipher()  # the state keeps each email's token and ciphertext
         conn.execute(
-            "insert into activation.esp_sync_state values ('sandbox', 'ck-2', 'b@example.com', 'h', "
-            """'{"segment": "loyal", "best_send_hour": 105}', 'r2', now()), ('sandbox', 'ck-1', """
-            """'a@example.com', 'h', '{"segment": "new"}', 'r2', now())"""
+            "insert into activation.esp_sync_state (destination, customer_key, email, email_encrypted, "
+            "fields_hash, fields, run_id, synced_at) values "
+            """('sandbox', 'ck-2', 'token-b', %s, 'h', '{"segment": "loyal", "best_send_hour": 105}', """
+            """'r2', now()), """
+            """('sandbox', 'ck-1', 'token-a', %s, 'h', '{"segment": "new"}', 'r2', now())""",
+            (cipher.encrypt("b@example.com"), cipher.encrypt("a@example.com")),
         )
     assert run_summary(warehouse_url).splitlines() == [
         "ESP sync:    sandbox success: 3 added, 2 updated, 395 unchanged, 1 removed, 0 failed; 2 requests",

@@ -28,6 +28,8 @@ from dagster_project.activation.client import (
     chunked,
     failed_outcomes,
 )
+from dagster_project.privacy import field_crypto, normalize
+from dagster_project.privacy.masking import mask_value
 from dagster_project.warehouse.connection import table_exists
 
 NON_CONTACTABLE_STATUSES = ("unsubscribed", "bounced", "complained")
@@ -67,6 +69,8 @@ create table if not exists activation.esp_sync_outcomes (
     recorded_at timestamptz not null default now()
 );
 create index if not exists esp_sync_outcomes_run on activation.esp_sync_outcomes (run_id);
+-- email holds the email's token (keyed hash), email_encrypted its Fernet ciphertext (privacy/field_crypto)
+alter table activation.esp_sync_state add column if not exists email_encrypted text;
 create table if not exists activation.esp_sync_log (
     run_id text primary key,
     destination text not null,
@@ -94,6 +98,9 @@ class SyncPlan:
     not_contactable: int = 0
     hashes: dict[str, str] = field(default_factory=dict)
     pushed_emails: set[str] = field(default_factory=set)
+    """Tokens of the emails Sendwise pushes (see privacy/field_crypto.py)."""
+    stored_emails: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """customer_key -> (email token, ciphertext) of the profiles to send, for the sync state."""
 
     @property
     def planned(self) -> int:
@@ -140,7 +147,25 @@ class SyncResult:
 
 def ensure_tables(conn: psycopg.Connection) -> None:
     conn.execute(DDL)
+    _protect_legacy_state(conn)
     conn.commit()
+
+
+def _protect_legacy_state(conn: psycopg.Connection) -> None:
+    """State rows written before field encryption hold a plaintext email: token and encrypt them once."""
+    rows = conn.execute(
+        "select distinct email from activation.esp_sync_state where email_encrypted is null"
+    ).fetchall()
+    if not rows:
+        return
+    protector = field_crypto.protector(conn)
+    for (email,) in rows:
+        normalised = normalize.normalize_email(email)
+        conn.execute(
+            "update activation.esp_sync_state set email = %s, email_encrypted = %s "
+            "where email = %s and email_encrypted is null",
+            (protector.token(normalised), protector.cipher.encrypt(normalised), email),
+        )
 
 
 def desired_profiles_sql(conn: psycopg.Connection, marts_schema: str = "marts") -> str:
@@ -178,7 +203,8 @@ def desired_profiles_sql(conn: psycopg.Connection, marts_schema: str = "marts") 
 with customers as (
     select
         c.customer_key,
-        lower(trim(c.email)) as email,
+        c.email,  -- the email's token: one ESP profile per token is one per normalised email
+        c.email_encrypted,
         c.first_name,
         c.last_name,
         (coalesce(c.is_contactable, false)
@@ -222,6 +248,7 @@ final as (
     select
         h.customer_key,
         h.email,
+        h.email_encrypted,
         h.contactable and h.first_for_email as to_push,
         h.contactable,
         state.fields_hash as previous_hash,
@@ -238,7 +265,7 @@ final as (
 )
 
 select
-    customer_key, email, to_push, contactable, previous_hash, fields_hash, changed,
+    customer_key, email, email_encrypted, to_push, contactable, previous_hash, fields_hash, changed,
     case when changed then first_name end as first_name,
     case when changed then last_name end as last_name,
     case when changed then properties end as properties
@@ -299,12 +326,13 @@ def _value_properties_sql() -> str:
     return f"jsonb_strip_nulls(jsonb_build_object({pairs}))"
 
 
-def load_state(conn: psycopg.Connection, destination: str) -> dict[str, str]:
-    """customer_key -> email, as last confirmed by the ESP."""
+def load_state(conn: psycopg.Connection, destination: str) -> dict[str, tuple[str, str]]:
+    """customer_key -> (email token, email ciphertext), as last confirmed by the ESP."""
     rows = conn.execute(
-        "select customer_key, email from activation.esp_sync_state where destination = %s", (destination,)
+        "select customer_key, email, email_encrypted from activation.esp_sync_state where destination = %s",
+        (destination,),
     )
-    return dict(rows.fetchall())
+    return {key: (token, ciphertext) for key, token, ciphertext in rows}
 
 
 def plan_sync(
@@ -324,33 +352,52 @@ def plan_sync(
         desired_profiles_sql(conn, marts_schema),
         {"list_id": list_id, "destination": destination, "full_resync": full_resync},
     )
-    for key, email, to_push, contactable, previous_hash, digest, changed, first, last, properties in rows:
+    cipher = field_crypto.load_cipher()  # emails are decrypted only for the profiles sent
+    for (
+        key,
+        token,
+        ciphertext,
+        to_push,
+        contactable,
+        previous_hash,
+        digest,
+        changed,
+        first,
+        last,
+        properties,
+    ) in rows:
         if not contactable:
             plan.not_contactable += 1
             continue
         if not to_push:
             continue
-        pushed_emails.add(email)
+        pushed_emails.add(token)
         plan.hashes[key] = digest
         if not changed:
             plan.unchanged += 1
             continue
-        record = ProfileRecord(key, email, first, last, properties)
+        plan.stored_emails[key] = (token, ciphertext)
+        record = ProfileRecord(key, cipher.decrypt(ciphertext), first, last, properties)
         (plan.to_update if previous_hash else plan.to_add).append(record)
     plan.to_add.sort(key=lambda r: r.customer_key)  # stable batches: reruns resend the same groups
     plan.to_update.sort(key=lambda r: r.customer_key)
-    for key, email in load_state(conn, destination).items():
+    for key, (token, ciphertext) in load_state(conn, destination).items():
         if key in plan.hashes:
             continue
-        if email in pushed_emails:
+        if token in pushed_emails:
             plan.to_forget.append(key)
         else:
-            plan.to_remove.append(ProfileRecord(key, email))
+            plan.to_remove.append(ProfileRecord(key, cipher.decrypt(ciphertext)))
     return plan
 
 
 def _write_confirmed(
-    conn: psycopg.Connection, destination: str, run_id: str, records: Sequence[ProfileRecord], hashes: dict
+    conn: psycopg.Connection,
+    destination: str,
+    run_id: str,
+    records: Sequence[ProfileRecord],
+    hashes: dict,
+    stored_emails: dict[str, tuple[str, str]],
 ) -> None:
     if not records:
         return
@@ -361,8 +408,8 @@ def _write_confirmed(
             "(like activation.esp_sync_state including defaults) on commit delete rows"
         )
         with cursor.copy(
-            "copy esp_sync_batch (destination, customer_key, email, fields_hash, fields, run_id, synced_at) "
-            "from stdin"
+            "copy esp_sync_batch (destination, customer_key, email, email_encrypted, fields_hash, fields, "
+            "run_id, synced_at) from stdin"
         ) as copy:
             for record in records:
                 fields = {"first_name": record.first_name, "last_name": record.last_name, **record.properties}
@@ -370,7 +417,7 @@ def _write_confirmed(
                     (
                         destination,
                         record.customer_key,
-                        record.email,
+                        *stored_emails[record.customer_key],
                         hashes[record.customer_key],
                         orjson.dumps(fields).decode(),
                         run_id,
@@ -381,7 +428,8 @@ def _write_confirmed(
             """
             insert into activation.esp_sync_state select * from esp_sync_batch
             on conflict (destination, customer_key) do update set
-              email = excluded.email, fields_hash = excluded.fields_hash, fields = excluded.fields,
+              email = excluded.email, email_encrypted = excluded.email_encrypted,
+              fields_hash = excluded.fields_hash, fields = excluded.fields,
               run_id = excluded.run_id, synced_at = excluded.synced_at
             """
         )
@@ -398,7 +446,15 @@ def _record_outcomes(
                 "(run_id, destination, customer_key, email, action, status, reason) "
                 "values (%s, %s, %s, %s, %s, %s, %s)",
                 [
-                    (run_id, destination, o.customer_key, o.email, action, o.status, o.reason)
+                    (
+                        run_id,
+                        destination,
+                        o.customer_key,
+                        mask_value("email", o.email),
+                        action,
+                        o.status,
+                        o.reason,
+                    )
                     for o in problems
                 ],
             )
@@ -562,7 +618,7 @@ def _push(
             outcomes = failed_outcomes(chunk, str(error))
         by_key = {r.customer_key: r for r in chunk}
         confirmed = [by_key[o.customer_key] for o in outcomes if o.status == "ok"]
-        _write_confirmed(conn, destination, run_id, confirmed, plan.hashes)
+        _write_confirmed(conn, destination, run_id, confirmed, plan.hashes, plan.stored_emails)
         _record_outcomes(conn, run_id, destination, "upsert", outcomes)
         conn.commit()
         added = sum(1 for r in confirmed if r.customer_key in new_keys)
@@ -602,11 +658,14 @@ def reconcile(
     try:
         members = client.list_member_emails(list_id)
         intended = plan_sync(conn, destination, list_id, marts_schema).pushed_emails
-        extras = sorted(members - intended)
+        protector = field_crypto.protector(conn)
+        member_tokens = {protector.token(normalize.normalize_email(email)): email for email in members}
+        extras = sorted(email for token, email in member_tokens.items() if token not in intended)
         removed = 0
         for chunk in chunked([ProfileRecord("(not in Sendwise)", email) for email in extras], 1_000):
             removed += sum(o.status == "ok" for o in client.remove_from_list(chunk, list_id))
-        missing = [key for key, email in load_state(conn, destination).items() if email not in members]
+        states = load_state(conn, destination).items()
+        missing = [key for key, (token, _) in states if token not in member_tokens]
         conn.execute(
             "delete from activation.esp_sync_state where destination = %s and customer_key = any(%s)",
             (destination, missing),

@@ -18,6 +18,7 @@ import yaml
 
 from dagster_project.activation.client import EspClient, EspError, ProfileRecord, chunked, failed_outcomes
 from dagster_project.activation.sync import NON_CONTACTABLE_STATUSES, behavioural_segments_sql
+from dagster_project.privacy.field_crypto import load_cipher
 from dagster_project.warehouse.connection import table_exists
 
 DEFAULT_TRIGGERS_FILE = Path(__file__).with_name("triggers.yaml")
@@ -274,17 +275,18 @@ def sync_audience(
     )
     rows = conn.execute(
         f"""
-        select x.customer_key, c.email, c.first_name, c.last_name, ({contactable}) as contactable
+        select x.customer_key, c.email_encrypted, c.first_name, c.last_name, ({contactable}) as contactable
         from activation.campaign_executions x
         left join {marts_schema}.dim_customers c on c.customer_key = x.customer_key
         where x.trigger_id = %s and x.status = 'pending'
-        group by x.customer_key, c.email, c.first_name, c.last_name, contactable
+        group by x.customer_key, c.email_encrypted, c.first_name, c.last_name, contactable
         order by x.customer_key
         """,
         (trigger.trigger_id,),
     ).fetchall()
+    cipher = load_cipher()  # dim_customers holds the email's token and ciphertext: decrypted to send
     records = [
-        ProfileRecord(key, email.lower().strip(), first, last) for key, email, first, last, ok in rows if ok
+        ProfileRecord(key, cipher.decrypt(email), first, last) for key, email, first, last, ok in rows if ok
     ]
     blocked = [key for key, _e, _f, _l, ok in rows if not ok]
     result.skipped_not_contactable = len(blocked)
@@ -322,7 +324,7 @@ def remove_non_contactable(
     """Take people who stopped being contactable out of the trigger's list (they were added earlier)."""
     rows = conn.execute(
         f"""
-        select distinct x.customer_key, lower(trim(c.email))
+        select distinct x.customer_key, c.email_encrypted
         from activation.campaign_executions x
         join {marts_schema}.dim_customers c on c.customer_key = x.customer_key
         where x.trigger_id = %s and x.status = 'synced' and x.removed_at is null
@@ -335,7 +337,9 @@ def remove_non_contactable(
     if client is None:
         raise ValueError("removing people from audiences needs an ESP client")
     removed = 0
-    for chunk in chunked([ProfileRecord(key, email) for key, email in rows], client.removal_batch_size):
+    cipher = load_cipher()
+    records = [ProfileRecord(key, cipher.decrypt(email)) for key, email in rows]
+    for chunk in chunked(records, client.removal_batch_size):
         try:
             outcomes = client.remove_from_list(chunk, trigger.list_id)
         except EspError:

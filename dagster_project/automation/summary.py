@@ -58,10 +58,12 @@ def example_profile(conn: sa.Connection) -> tuple[str, dict[str, Any]] | None:
     """One profile the ESP received (email and fields), to open with `sendwise esp show <email>`."""
     if not _exists(conn, "activation.esp_sync_state"):
         return None
-    row = conn.execute(
-        sa.text("select email, fields from activation.esp_sync_state order by customer_key limit 1")
+    from dagster_project.privacy.field_crypto import load_cipher
+
+    row = conn.execute(  # the state keeps the email's token and ciphertext
+        sa.text("select email_encrypted, fields from activation.esp_sync_state order by customer_key limit 1")
     ).first()
-    return (row[0], _loads(row[1])) if row else None
+    return (load_cipher().decrypt(row[0]), _loads(row[1])) if row else None
 
 
 def run_summary(url: str) -> str:

@@ -10,6 +10,7 @@ are loaded by `upserts` with this module's bookkeeping.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,7 +25,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import set_json_dumps
 
-from dagster_project.ingestion import parsers
+from dagster_project.ingestion import parsers, protection
 from dagster_project.ingestion.sources import (
     ESP_EVENTS_DIR,
     SHOP_TABLES,
@@ -35,6 +36,8 @@ from dagster_project.ingestion.sources import (
 from dagster_project.privacy.masking import mask_text, mask_value
 from dagster_project.privacy.suppression import drop_suppressed_records
 from dagster_project.warehouse import connection
+
+log = logging.getLogger(__name__)
 
 # psycopg's binary type names for the contract's SQL types.
 BINARY_TYPES = {
@@ -146,7 +149,7 @@ def raw_ddl() -> list[sql.Composable]:
         statements.append(
             _create_table(
                 table.stream,
-                [(c.name, c.pg_type) for c in table.columns],
+                [(c.name, c.pg_type) for c in table.columns] + protection.extra_columns(table.stream),
                 extra=[("_loaded_at", "timestamptz not null default now()"), ("_batch_id", "text")],
                 primary_key=table.primary_key,
             )
@@ -154,7 +157,8 @@ def raw_ddl() -> list[sql.Composable]:
     statements.append(
         _create_table(
             "crm_contacts",
-            list(zip(parsers.CRM_CONTACT_COLUMNS, CRM_CONTACT_TYPES, strict=True)),
+            list(zip(parsers.CRM_CONTACT_COLUMNS, CRM_CONTACT_TYPES, strict=True))
+            + protection.extra_columns("crm_contacts"),
             extra=[
                 ("_source_file", "text"),
                 ("_loaded_at", "timestamptz not null default now()"),
@@ -167,7 +171,7 @@ def raw_ddl() -> list[sql.Composable]:
         statements.append(
             _create_table(
                 stream.table,
-                list(stream.columns),
+                list(stream.columns) + protection.extra_columns(stream.table),
                 extra=[
                     ("_file_date", "date not null"),
                     ("_source_file", "text"),
@@ -214,8 +218,11 @@ def ensure_tables(conn: psycopg.Connection) -> None:
         conn.execute("create schema if not exists raw")
         conn.execute("create schema if not exists ops")
         conn.execute(OPS_DDL)
+        converted = protection.convert_plaintext(conn)  # before the DDL creates missing columns
         for statement in raw_ddl():
             conn.execute(statement)
+    for table, rows in converted.items():
+        log.warning("raw.%s: %s plaintext emails/phones tokenised and encrypted in place (once)", table, rows)
 
 
 @contextmanager
@@ -428,7 +435,8 @@ def load_event_partition(
         result.source_files.append(relative)
         rejections = parsers.Rejections()
         table = sql.Identifier("raw", stream.table)
-        columns = [*stream.columns, *EVENT_FILE_COLUMNS]
+        columns = [*stream.columns, *protection.extra_columns(stream.table), *EVENT_FILE_COLUMNS]
+        protect = protection.tuple_protector(conn, stream.table, [c for c, _ in stream.columns])
         tail = (file_date, relative, result.batch_id)
         with conn.transaction():
             lock_stream(conn, stream.name, day)
@@ -441,7 +449,7 @@ def load_event_partition(
                 copy.set_types([binary_type(t) for _, t in columns])
                 write_row = copy.write_row
                 for line_number, row in parsers.read_jsonl(path, relative, stream.to_row, rejections):
-                    write_row((*row, line_number, *tail))
+                    write_row((*protect(row), line_number, *tail))
             result.loaded = result.written = cursor.rowcount
             result.quarantined = len(rejections)
             result.received = result.loaded + result.quarantined
@@ -471,12 +479,16 @@ def batch_preview(conn: psycopg.Connection, table: str, batch_ids: list[str], li
         (batch_ids, limit),
     )
     names = [d.name for d in cursor.description or []]
-    rows = cursor.fetchall()
+    rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     if not rows:
         return "_no rows landed in this run_"
-    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+    protected = protection.PROTECTED.get(table, ())
+    shown = [n for n in names if not any(n in (f"{c}_encrypted", f"{c}_facts") for c in protected)]
+    lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
     for row in rows:  # masked: the Dagster UI shows this to anyone who can reach it
-        cells = (_cell(mask_value(name, value)) for name, value in zip(names, row, strict=True))
+        for column in protected:  # an email/phone as the loader masked it, not its token
+            row[column] = (row.get(f"{column}_facts") or {}).get("masked")
+        cells = (_cell(row[name] if name in protected else mask_value(name, row[name])) for name in shown)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

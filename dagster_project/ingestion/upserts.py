@@ -13,7 +13,7 @@ import orjson
 import psycopg
 from psycopg import sql
 
-from dagster_project.ingestion import loaders, parsers
+from dagster_project.ingestion import loaders, parsers, protection
 from dagster_project.ingestion.sources import (
     FUTURE_TOLERANCE,
     ShopTable,
@@ -92,7 +92,13 @@ def load_shop_table(
             since = _newest_cursor(conn, raw_table, newest_allowed)
             result.notes.append(f"mark {mark} was past now + {FUTURE_TOLERANCE}: reset to {since}")
         loaded_directly = False
-        if fast_path and since is None and _is_empty(conn, raw_table):
+        # a table with emails/phones goes through staging: they are protected there, never in raw
+        if (
+            fast_path
+            and since is None
+            and table.stream not in protection.PROTECTED
+            and _is_empty(conn, raw_table)
+        ):
             loaded_directly = _copy_shop_table_directly(conn, shop_url, table, newest_allowed, result)
         if not loaded_directly:
             _load_shop_changes_through_staging(
@@ -201,10 +207,24 @@ def _load_shop_changes_through_staging(
         loaders.write_quarantine(conn, table.stream, "", result.batch_id, rejections)
     result.loaded = result.received - result.quarantined
     valid = sql.SQL("{} is null").format(shop_row_problem(table, newest_allowed))
+    note = f"shop.{table.name} has duplicate {table.primary_key}s: newest version kept"
+    if note not in result.notes and _has_duplicate_keys(conn, staging, table.primary_key, valid):
+        result.notes.append(note)
+    protection.protect_staging(conn, staging, table.stream, where=valid)
+    columns = [*table.column_names, *(name for name, _ in protection.extra_columns(table.stream))]
     result.written = _upsert(
-        conn, staging, table.stream, table.column_names, table.primary_key,
-        {"_batch_id": result.batch_id}, where=valid,
+        conn, staging, table.stream, columns, table.primary_key, {"_batch_id": result.batch_id}, where=valid,
     )  # fmt: skip
+
+
+def _has_duplicate_keys(
+    conn: psycopg.Connection, staging: sql.Identifier, primary_key: str, valid: sql.Composable
+) -> bool:
+    return conn.execute(
+        sql.SQL("select count(*) > count(distinct {pk}) from {staging} where {valid}").format(
+            pk=sql.Identifier(primary_key), staging=staging, valid=valid
+        )
+    ).fetchone()[0]
 
 
 def _quarantine_rejected_shop_rows(
@@ -345,6 +365,8 @@ def _load_crm_export(
         "delete from ops.quarantine where stream = 'crm_contacts' and partition_key = %s", (export_date,)
     )
     loaders.write_quarantine(conn, result.stream, export_date, result.batch_id, rejections)
+    protection.protect_staging(conn, staging, "crm_contacts")
+    columns += [name for name, _ in protection.extra_columns("crm_contacts")]
     written = _upsert(conn, staging, "crm_contacts", columns, "contact_id", {"_batch_id": result.batch_id})
     result.loaded += cursor.rowcount
     result.quarantined += len(rejections)

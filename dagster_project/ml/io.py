@@ -120,13 +120,25 @@ def read_features(conn: psycopg.Connection) -> pd.DataFrame:
 
 
 def read_customers(conn: psycopg.Connection) -> pd.DataFrame:
-    return read_frame(
+    """Customers with their email decrypted (dim_customers holds a token and a ciphertext), in memory only."""
+    from dagster_project.privacy.field_crypto import load_cipher
+
+    encrypted = conn.execute(
+        "select from information_schema.columns where table_schema = %s and table_name = 'dim_customers' "
+        "and column_name = 'email_encrypted'",
+        (MARTS,),
+    ).fetchone()
+    frame = read_frame(
         conn,
-        f"select customer_key, email, timezone, is_contactable, esp_profile_id from {MARTS}.dim_customers "
-        "order by customer_key",
+        f"select customer_key, {'email_encrypted' if encrypted else 'email'} as email, timezone, "
+        f"is_contactable, esp_profile_id from {MARTS}.dim_customers order by customer_key",
         text_columns=("customer_key", "email", "timezone", "esp_profile_id"),
         bool_columns=("is_contactable",),
     )
+    if encrypted:
+        cipher = load_cipher()
+        frame["email"] = [cipher.decrypt(v) if isinstance(v, str) else v for v in frame["email"]]
+    return frame
 
 
 def read_email_events(conn: psycopg.Connection) -> pd.DataFrame:

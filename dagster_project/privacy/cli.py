@@ -1,4 +1,4 @@
-"""`sendwise privacy delete|suppress|unsuppress|list`: privacy requests by email, phone, key or source id.
+"""`sendwise privacy delete|suppress|unsuppress|list|rotate-field-key`: privacy requests, key rotation.
 
 A request is recorded (keyed hashes only) and carried out by the next pipeline run, or at once with
 --now. Identifiers are never printed back.
@@ -31,6 +31,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         )
         command.add_argument("--now", action="store_true", help="carry out pending requests now")
     sub.add_parser("list", help="the privacy requests and what was done (the audit)")
+    rotate = sub.add_parser(
+        "rotate-field-key",
+        help="put a new field encryption key first and re-encrypt every stored email/phone ciphertext",
+    )
+    rotate.add_argument(
+        "--resume", action="store_true", help="no new key: finish re-encrypting under the current first key"
+    )
+    rotate.add_argument(
+        "--drop-old-keys",
+        action="store_true",
+        help="then keep only the new key (old backups become unreadable)",
+    )
 
 
 def collect(args: argparse.Namespace) -> list[str]:
@@ -54,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
 
     url = connection.warehouse_url()
     connection.ensure_schemas(url)
+    if args.privacy_command == "rotate-field-key":
+        return rotate_field_key(url, resume=args.resume, drop_old_keys=args.drop_old_keys)
     if args.privacy_command == "list":
         with psycopg.connect(connection.libpq_url(url)) as conn:
             for row in requests.audit(conn):
@@ -74,4 +88,31 @@ def run(args: argparse.Namespace) -> int:
             print(outcome.summary())
     else:
         print("it is carried out by the next pipeline run (or run again with --now)")
+    return 0
+
+
+def rotate_field_key(url: str, resume: bool, drop_old_keys: bool) -> int:
+    """New key first (in the key file, or already first in SENDWISE_FIELD_KEYS), then re-encryption."""
+    import psycopg
+
+    from dagster_project.privacy import field_crypto
+    from dagster_project.settings import SettingsError
+    from dagster_project.warehouse import connection
+
+    try:
+        if resume or field_crypto.is_explicit():
+            cipher = field_crypto.load_cipher()
+        else:
+            cipher = field_crypto.add_key()
+        with psycopg.connect(connection.libpq_url(url), autocommit=True) as conn:
+            rewritten = field_crypto.rotate_stored(conn, cipher)
+        if drop_old_keys:
+            field_crypto.drop_old_keys()
+    except (SettingsError, field_crypto.FieldDecryptError) as error:
+        print(f"sendwise privacy rotate-field-key: {error}")
+        return 2
+    for place, count in rewritten.items():
+        print(f"{place}: {count} re-encrypted")
+    kept = "only it kept" if drop_old_keys else f"{len(cipher.keys) - 1} older key(s) kept to read backups"
+    print(f"every stored ciphertext is under field key {cipher.fingerprint} ({kept})")
     return 0

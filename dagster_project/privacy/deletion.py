@@ -8,6 +8,10 @@ that names one of those: a text column equal to an id, email, phone or customer 
 only in id columns), a phone column with the same digits, a text or JSON value containing an email or
 customer key, a JSON string equal to an id, an integer customer or order id. Names alone never delete
 a row (other people share them). Views need nothing: they read the tables.
+
+Emails and phones are tokens in the warehouse (ingestion/protection.py): the person's plaintexts, which
+the ESP and any quarantined record text know them by, come from decrypting the ciphertexts of their
+raw rows and profiles (privacy/field_crypto.py), in memory only.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from collections.abc import Iterable
 import psycopg
 from psycopg import sql
 
+from dagster_project.privacy.field_crypto import load_cipher
 from dagster_project.privacy.identities import RAW_IDENTITIES
 from dagster_project.privacy.keys import load
 from dagster_project.privacy.suppression import Person, raw_match_condition
@@ -40,13 +45,15 @@ TEXT_TYPES = {"text", "character varying", "character"}
 JSON_TYPES = {"json", "jsonb"}
 INTEGER_TYPES = {"bigint", "integer", "smallint", "numeric"}
 RAW_VALUE_COLUMNS = ("email", "phone", "contact_id", "customer_id", "anonymous_id", "user_id", "profile_id")
+ENCRYPTED_COLUMNS = ("email_encrypted", "phone_encrypted")
 
 
 def delete_everywhere(conn: psycopg.Connection, person: Person) -> tuple[dict[str, int], list[str]]:
     """Rows removed per table, and the person's emails (for the ESP). Runs in the caller's transaction."""
     removed: dict[str, int] = {}
     values = {value for _, value in person.identifiers} | person.customer_keys
-    emails = {value for kind, value in person.identifiers if kind == "email"}
+    cipher = load_cipher()
+    plaintexts = _profile_plaintexts(conn, person.customer_keys, cipher)
     order_ids: set[int] = set()
     hashes = sql.SQL("(select unnest(%(h)s::text[]))")
     for table in RAW_IDENTITIES:
@@ -60,14 +67,17 @@ def delete_everywhere(conn: psycopg.Connection, person: Person) -> tuple[dict[st
         ).fetchall()
         for (row,) in rows:
             values.update(str(row[c]).strip() for c in RAW_VALUE_COLUMNS if row.get(c) not in (None, ""))
+            plaintexts.update(cipher.decrypt(row[c]) for c in ENCRYPTED_COLUMNS if row.get(c))
             if isinstance(row.get("traits"), dict) and row["traits"].get("email"):
                 values.add(str(row["traits"]["email"]).strip())
+                if row["traits"].get("email_encrypted"):
+                    plaintexts.add(cipher.decrypt(row["traits"]["email_encrypted"]))
             if table == "shop_orders":
                 order_ids.add(int(row["order_id"]))
         if rows:
             removed[f"raw.{table}"] = len(rows)
-    values = {v for v in values if v}
-    emails |= {v.lower() for v in values if "@" in v}
+    values = {v for v in values | plaintexts if v}
+    emails = {v.lower() for v in plaintexts if v and "@" in v}
     order_ids |= _order_ids(conn, person.customer_keys)
     key = load(conn)  # their orders' items, should a source deliver them again, are dropped at load too
     person.hashes.update(key.digest(f"shop_order_id:{order_id}") for order_id in order_ids)
@@ -77,6 +87,26 @@ def delete_everywhere(conn: psycopg.Connection, person: Person) -> tuple[dict[st
             name = f"{schema}.{table}"
             removed[name] = removed.get(name, 0) + count
     return removed, sorted(emails)
+
+
+def _profile_plaintexts(conn: psycopg.Connection, customer_keys: set[str], cipher) -> set[str]:
+    """The emails and phones of the person's profiles, decrypted (a person may be in no raw row)."""
+    if not customer_keys or not table_exists(conn, "marts.dim_customers"):
+        return set()
+    columns = {
+        row[0]
+        for row in conn.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = 'marts' and table_name = 'dim_customers'"
+        )
+    }
+    if not {"email_encrypted", "phone_encrypted"} <= columns:
+        return set()
+    rows = conn.execute(
+        "select email_encrypted, phone_encrypted from marts.dim_customers where customer_key = any(%s)",
+        (list(customer_keys),),
+    ).fetchall()
+    return {cipher.decrypt(value) for row in rows for value in row if value}
 
 
 def _order_ids(conn: psycopg.Connection, customer_keys: set[str]) -> set[int]:

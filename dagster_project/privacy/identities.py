@@ -1,12 +1,15 @@
 """Identifiers of a person as privacy requests name them, and where the raw layer carries them.
 
-An identity is `type:value` with the value normalised the way the identity models normalise it
-(emails trimmed and lower-cased, phones in E.164), and is only ever stored as its keyed hash.
+An identity is `type:value` with the value normalised the way the loaders normalise it (privacy/normalize.py:
+emails cleaned and lower-cased, phones in E.164), and is only ever stored as its keyed hash. The warehouse
+holds emails and phones as tokens (keyed hashes, ingestion/protection.py), so an email or phone identity
+is hashed as `type:token` (`hashed`): the same string SQL builds from a raw or an identity-graph row.
 """
 
 from __future__ import annotations
 
-import re
+from dagster_project.privacy.keys import HashKey
+from dagster_project.privacy.normalize import normalize_email, phone_e164
 
 IDENTIFIER_TYPES = (
     "email",
@@ -18,7 +21,6 @@ IDENTIFIER_TYPES = (
     "anonymous_id",
 )
 SOURCE_ID_TYPES = ("crm_contact_id", "shop_customer_id", "esp_profile_id", "anonymous_id")
-DEFAULT_CALLING_CODE = "1"  # dbt var identity_default_phone_country_code
 
 
 class IdentifierError(ValueError):
@@ -27,14 +29,12 @@ class IdentifierError(ValueError):
 
 def normalize(kind: str, value: str) -> str:
     """The value as the identity models hold it (see dbt/macros/normalize_identifiers.sql)."""
-    value = value.strip()
     if kind == "email":
-        value = value.lower()
-        if value.startswith("mailto:"):
-            value = value[len("mailto:") :]
-        if "@" not in value:
-            raise IdentifierError(f"not an email: {value!r}")
-        return value
+        email = normalize_email(value)
+        if email is None or "@" not in email:
+            raise IdentifierError(f"not an email: {value.strip()!r}")
+        return email
+    value = value.strip()
     if kind == "phone":
         e164 = phone_e164(value)
         if e164 is None:
@@ -48,21 +48,19 @@ def normalize(kind: str, value: str) -> str:
     return value
 
 
-def phone_e164(value: str, calling_code: str = DEFAULT_CALLING_CODE) -> str | None:
-    digits = re.sub(r"[^0-9]", "", value)
-    if value.lstrip().startswith("+") and 8 <= len(digits) <= 15:
-        return "+" + digits
-    if digits.startswith("00") and 10 <= len(digits) <= 17:
-        return "+" + digits[2:]
-    if len(digits) == 10:
-        return f"+{calling_code}{digits}"
-    if len(digits) == 10 + len(calling_code) and digits.startswith(calling_code):
-        return "+" + digits
-    return None
-
-
 def identity(kind: str, value: str) -> str:
     return f"{kind}:{normalize(kind, value)}"
+
+
+TOKENISED_TYPES = ("email", "phone")
+
+
+def hashed(key: HashKey, identity_string: str) -> str:
+    """The keyed hash a request stores for an identity (emails and phones by their token)."""
+    kind, _, value = identity_string.partition(":")
+    if kind in TOKENISED_TYPES:
+        identity_string = f"{kind}:{key.digest(value)}"
+    return key.digest(identity_string)
 
 
 def parse(text: str) -> str:
@@ -76,23 +74,13 @@ def parse(text: str) -> str:
     raise IdentifierError(f"{text!r}: expected type:value with type one of {', '.join(IDENTIFIER_TYPES)}")
 
 
-# SQL over a raw row that yields each identity string it carries (same normalisation as above).
+# SQL over a raw row that yields each identity string it carries: raw emails and phones are tokens.
 def _email(column: str) -> str:
-    return f"'email:' || nullif(lower(btrim({column})), '')"
+    return f"'email:' || nullif({column}, '')"
 
 
 def _phone(column: str) -> str:
-    digits = f"regexp_replace(coalesce({column}, ''), '[^0-9]', '', 'g')"
-    cc = DEFAULT_CALLING_CODE
-    # No "%" (LIKE) in here: these run as psycopg queries with parameters.
-    return (
-        f"'phone:' || case when left(ltrim(coalesce({column}, '')), 1) = '+' "
-        f"and length({digits}) between 8 and 15 then '+' || {digits} "
-        f"when left({digits}, 2) = '00' and length({digits}) between 10 and 17 "
-        f"then '+' || substr({digits}, 3) when length({digits}) = 10 then '+{cc}' || {digits} "
-        f"when length({digits}) = {10 + len(cc)} and left({digits}, {len(cc)}) = '{cc}' "
-        f"then '+' || {digits} end"
-    )
+    return f"'phone:' || nullif({column}, '')"
 
 
 RAW_IDENTITIES: dict[str, tuple[str, ...]] = {

@@ -83,7 +83,7 @@ def submit(conn: psycopg.Connection, regulation: str, identity_strings: Iterable
     if regulation not in REGULATIONS:
         raise ValueError(f"regulation {regulation!r}: expected one of {', '.join(REGULATIONS)}")
     key = keys.load(conn)
-    hashes = sorted({key.digest(value) for value in identity_strings})
+    hashes = sorted({identities.hashed(key, value) for value in identity_strings})
     if not hashes:
         raise ValueError("a privacy request needs at least one identifier")
     if len(hashes) > MAX_IDENTIFIERS:

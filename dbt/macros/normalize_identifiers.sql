@@ -1,4 +1,7 @@
-{#- Identifier normalisation, shared by every staging model that carries an email or a phone.
+{#- Identifier normalisation: the definition the loaders' Python port (dagster_project/privacy/normalize.py)
+    is tested equal to (tests/privacy/test_normalize_macros.py). Since field encryption, the loaders
+    normalise and tokenise emails and phones before they land, so the models no longer call these macros
+    (they only ever see tokens); a change here must be made there too, and the test says so.
 
     Email: trimmed, lower-cased; " at " / "(at)" / "[at]" become "@", repeated "@" collapse to one; a
     leading "mailto:", angle brackets and whitespace removed; empty strings become null. Two repairs for

@@ -7,12 +7,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import field_tokens
 import psycopg
 import pytest
+from field_tokens import decrypt
 
 from dagster_project.activation.client import ApiSession
 from dagster_project.activation.klaviyo import KlaviyoClient, klaviyo_headers
 from dagster_project.activation.sandbox import Sandbox
+from dagster_project.privacy import keys
+from dagster_project.privacy.field_crypto import load_cipher
+from dagster_project.privacy.normalize import normalize_email
 from dagster_project.settings import get_settings
 from dagster_project.warehouse.connection import libpq_url
 
@@ -22,7 +27,8 @@ AS_OF = datetime(2026, 6, 30, 12, tzinfo=UTC)
 TABLES = """
 create schema if not exists marts;
 create table marts.dim_customers (
-    customer_key text primary key, email text, first_name text, last_name text, phone text, timezone text,
+    customer_key text primary key, email text, email_encrypted text, first_name text, last_name text,
+    phone text, phone_encrypted text, timezone text,
     registered_at timestamptz, last_activity_at timestamptz, subscription_status text,
     is_email_valid boolean, is_contactable boolean, source_systems text, data_quality_level text,
     esp_profile_id text, shop_customer_id bigint, crm_contact_id text, lifetime_value numeric
@@ -54,10 +60,28 @@ class World:
 
     def contactable_emails(self) -> set[str]:
         rows = self.conn.execute(
-            "select lower(email) from marts.dim_customers where is_contactable and is_email_valid "
+            "select email_encrypted from marts.dim_customers where is_contactable and is_email_valid "
             "and subscription_status not in ('unsubscribed', 'bounced', 'complained')"
         ).fetchall()
-        return {r[0] for r in rows}
+        return {decrypt(r[0]).lower() for r in rows}
+
+    def token(self, email: str) -> str:
+        """What dim_customers.email holds for this email (its token)."""
+        return keys.load(self.conn).digest(normalize_email(email))
+
+    def email_of(self, customer_key: str) -> str:
+        """A customer's email, decrypted from dim_customers.email_encrypted."""
+        row = self.conn.execute(
+            "select email_encrypted from marts.dim_customers where customer_key = %s", (customer_key,)
+        ).fetchone()
+        return decrypt(row[0])
+
+    def set_email(self, customer_key: str, email: str) -> None:
+        """Give a customer another email, stored as the loaders store one."""
+        self.conn.execute(
+            "update marts.dim_customers set email = %s, email_encrypted = %s where customer_key = %s",
+            (self.token(email), load_cipher().encrypt(email), customer_key),
+        )
 
     def set_status(self, customer_keys: list[str], status: str) -> None:
         self.conn.execute(
@@ -71,6 +95,7 @@ class World:
 def build_world(url: str, customers: int = 300, seed: int = 7) -> World:
     """`customers` people; about 12% not contactable (unsubscribed, bounced, complained, test, invalid)."""
     rng = random.Random(seed)
+    hash_key, cipher = field_tokens.hash_key(url), load_cipher()
     conn = psycopg.connect(libpq_url(url))
     conn.execute(TABLES)
     blocked: set[str] = set()
@@ -95,7 +120,8 @@ def build_world(url: str, customers: int = 300, seed: int = 7) -> World:
             blocked.add(key)
         email = f"person{i}@example.com" if valid else f"person{i}-at-nowhere"
         ltv = round(rng.uniform(0, 900), 2)
-        dims.append((key, email, f"First{i}", f"Last{i}", status, valid, contactable, ltv))
+        stored = (hash_key.digest(email), cipher.encrypt(email))  # as the loaders store an email
+        dims.append((key, *stored, f"First{i}", f"Last{i}", status, valid, contactable, ltv))
         features.append((key, round(rng.random(), 4), rng.choice(["", "vip", "vip,browser", "lapsed"]), ltv))
         segment_id = rng.randrange(len(SEGMENTS))
         segments.append((key, segment_id, SEGMENTS[segment_id], 1.0, 0.8, "kmeans-v1"))
@@ -115,9 +141,9 @@ def build_world(url: str, customers: int = 300, seed: int = 7) -> World:
         )
     with conn.cursor() as cur:
         cur.executemany(
-            "insert into marts.dim_customers (customer_key, email, first_name, last_name, "
+            "insert into marts.dim_customers (customer_key, email, email_encrypted, first_name, last_name, "
             "subscription_status, is_email_valid, is_contactable, lifetime_value) "
-            "values (%s,%s,%s,%s,%s,%s,%s,%s)",
+            "values (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
             dims,
         )
         cur.executemany(

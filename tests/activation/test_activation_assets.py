@@ -111,7 +111,7 @@ def test_sync_and_esp_show_commands(world, home_sandbox, capsys):  # noqa: F811
 
     email = sorted(world.contactable_emails())[0]
     key = world.conn.execute(
-        "select customer_key from marts.dim_customers where email = %s", (email,)
+        "select customer_key from marts.dim_customers where email = %s", (world.token(email),)
     ).fetchone()[0]
     segment = world.conn.execute(
         "select segment_name from ml.customer_segments where customer_key = %s", (key,)

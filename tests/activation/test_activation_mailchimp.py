@@ -10,6 +10,7 @@ from collections import Counter
 import httpx
 import orjson
 from activation_world import build_world, sandbox, write_two_customer_values  # noqa: F401
+from field_tokens import decrypt
 
 from dagster_project.activation.client import ApiSession, ProfileRecord, SentRequest
 from dagster_project.activation.mailchimp import MailchimpClient, mailchimp_headers, subscriber_hash
@@ -146,7 +147,8 @@ def test_customer_value_reaches_mailchimp_as_typed_merge_fields(warehouse_url, s
     world = build_world(warehouse_url)
     try:
         valued, unvalued = write_two_customer_values(world.conn)
-        emails = dict(world.conn.execute("select customer_key, email from marts.dim_customers").fetchall())
+        rows = world.conn.execute("select customer_key, email_encrypted from marts.dim_customers").fetchall()
+        emails = {key: decrypt(ciphertext) for key, ciphertext in rows}
         sent: list[SentRequest] = []
         result = run_sync(world.conn, mailchimp(sandbox, sent), f"mailchimp:{AUDIENCE}", AUDIENCE)
         assert result.failed == result.rejected == 0

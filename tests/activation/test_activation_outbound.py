@@ -116,10 +116,7 @@ def test_a_sync_sends_hostile_names_clean_and_logs_unsendable_records(world, san
         "update marts.dim_customers set first_name = %s, last_name = %s where customer_key = %s",
         ("\u202e" + "Ann\x1b[1m\t" * 300_000, "Lee\nDROP", named),
     )
-    world.conn.execute(
-        "update marts.dim_customers set email = 'bad\u202e@example.com' where customer_key = %s",
-        (unsendable,),
-    )
+    world.set_email(unsendable, "bad\u202e@example.com")
     world.conn.commit()
     result = run_sync(world.conn, make_client(sandbox), "sandbox:sendwise", "sendwise")
     profile = next(p for p in sandbox.store.profiles.values() if p["external_id"] == named)

@@ -94,9 +94,7 @@ def test_executions_happen_once_per_customer_per_event_and_respect_consent(world
         "select customer_key, event_key, status from activation.campaign_executions order by event_key"
     ).fetchall()
     assert rows == [(a, "order:1", "synced"), (a, "order:2", "synced")]
-    person_a = world.conn.execute(
-        "select email from marts.dim_customers where customer_key = %s", (a,)
-    ).fetchone()
+    person_a = [world.email_of(a)]
     assert list_emails(sandbox, "thanks") == [person_a[0]]
 
     before = sandbox.store.request_count
@@ -121,9 +119,7 @@ def test_failed_list_adds_stay_pending_and_are_retried(world, sandbox):  # noqa:
     key = contactable_keys(world)[0]
     score(world, key, 0.9)
     add_orders(world, [(1, key, "completed", 120, AS_OF)])
-    email = world.conn.execute(
-        "select email from marts.dim_customers where customer_key = %s", (key,)
-    ).fetchone()[0]
+    email = world.email_of(key)
     sandbox.faults.update({"reject_emails": {email: "profile is suppressed"}})
     first = sync_audience(world.conn, make_client(sandbox), THANK_YOU)
     assert first.failed == 1

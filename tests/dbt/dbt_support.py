@@ -12,23 +12,39 @@ from typing import Any
 import psycopg2
 import psycopg2.extras
 import pytest
+from field_tokens import protect_rows, reveal
 
 from dagster_project.dbt.project import run_dbt
-from dagster_project.ingestion import loaders, parsers
+from dagster_project.ingestion import loaders, parsers, protection
 from dagster_project.ingestion.sources import SHOP_TABLES
 from dagster_project.warehouse import connection, embedded
 
 UTC = UTC
 
+
 # The raw layer is the ingestion's own contract: the same DDL, columns and keys the extraction assets use.
+def _extra(table: str) -> tuple[str, ...]:
+    return tuple(name for name, _ in protection.extra_columns(table))
+
+
 RAW_COLUMNS: dict[str, tuple[str, ...]] = {
-    **{table.stream: tuple(c.name for c in table.columns) for table in SHOP_TABLES.values()},
-    "crm_contacts": tuple(parsers.CRM_CONTACT_COLUMNS),
     **{
-        stream.table: (*(name for name, _ in stream.columns), "_file_date", "_source_file", "_source_line")
+        table.stream: (*(c.name for c in table.columns), *_extra(table.stream))
+        for table in SHOP_TABLES.values()
+    },
+    "crm_contacts": (*parsers.CRM_CONTACT_COLUMNS, *_extra("crm_contacts")),
+    **{
+        stream.table: (
+            *(name for name, _ in stream.columns),
+            *_extra(stream.table),
+            "_file_date",
+            "_source_file",
+            "_source_line",
+        )
         for stream in loaders.EVENT_STREAMS.values()
     },
 }
+JSON_COLUMNS = ("properties", "traits", "context", "email_facts", "phone_facts")
 PRIMARY_KEYS = {table.stream: table.primary_key for table in SHOP_TABLES.values()} | {
     "crm_contacts": "contact_id"
 }
@@ -50,8 +66,10 @@ def create_raw_tables(url: str) -> None:
 def load_raw(
     url: str, table: str, rows: Iterable[Mapping[str, Any]], loaded_at: datetime | None = None
 ) -> None:
-    """Land rows like the extraction assets do (upsert by PK for shop/CRM, append for events)."""
+    """Land rows like the extraction assets do (upsert by PK for shop/CRM, append for events), emails
+    and phones tokenised and encrypted as the loaders do."""
     columns = RAW_COLUMNS[table]
+    rows = protect_rows(url, table, rows)
     loaded_at = loaded_at or datetime.now(UTC)
     batch = uuid.uuid4().hex[:8]
     values = []
@@ -59,7 +77,7 @@ def load_raw(
         record = []
         for column in columns:
             value = row.get(column)
-            if column in ("properties", "traits", "context") and value is not None:
+            if column in JSON_COLUMNS and value is not None:
                 value = json.dumps(value)
             if column == "_file_date" and value is None:
                 value = row["event_timestamp"].date()
@@ -80,11 +98,12 @@ def load_raw(
 
 
 def query(url: str, sql: str, params: Any = None) -> list[dict[str, Any]]:
+    """Rows as dicts; email/phone tokens read back as their plaintexts (field_tokens.reveal)."""
     conn = psycopg2.connect(url)
     try:
         with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
             cur.execute(sql, params)
-            return [dict(row) for row in cur.fetchall()]
+            return reveal(url, [dict(row) for row in cur.fetchall()])
     finally:
         conn.close()
 

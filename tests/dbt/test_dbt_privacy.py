@@ -30,6 +30,16 @@ ALICE_TEXT = ["alice@mail.org", "Alice", "Ally"]  # found anywhere inside a text
 ALICE_IDS = ["crm-1", "esp-1", "a-1", "101"]  # found as a whole value (or a JSON string)
 ALICE_PHONE_DIGITS = ["4155550101", "14155550101", "4155550199", "14155550199"]
 ALICE_ORDERS = [1001, 1002, 1003]
+# Every email and phone the hand world's phase 1 holds (sendwise_hand_world.py), as plaintext.
+WORLD_EMAILS = [
+    "alice@mail.org",
+    "carol@x.com",
+    "frank@ex.com",
+    "bob@mail.net",
+    "test@shop.com",
+    "gina@ex.com",
+]
+WORLD_PHONE_DIGITS = ["4155550101", "4155550199", "5555555555", "2125550107"]
 SCHEMAS = ("raw", "staging", "intermediate", "marts", "snapshots", "ml", "activation", "ops", "public")
 
 
@@ -181,6 +191,8 @@ class World:
     sandbox: Sandbox
     esp_ids: set[str]
     sandbox_hits_before: list[str]
+    plaintext_before: list[str]
+    esp_emails_before: set[str]
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +209,12 @@ def world(pg_server: str, dbt_target: Path, esp_sandbox: Sandbox) -> World:
     url = new_database(pg_server, "privacy")
     create_raw_tables(url)
     load_phase(url, 1)
+    dbt_build(url, dbt_target)
+    first = BothEsps(sandbox_clients(esp_sandbox))
+    sync_both(url, first.clients)
+    first.close()
+    plaintext_before = plaintext_hits(url)  # at rest: tokens and ciphertexts only, before anything else
+    esp_emails_before = {p.get("email") for p in esp_sandbox.store.profiles.values()}
     with psycopg.connect(
         url, autocommit=True
     ) as conn:  # a quarantined record of hers, as the loader keeps it
@@ -223,8 +241,40 @@ def world(pg_server: str, dbt_target: Path, esp_sandbox: Sandbox) -> World:
     dbt_build(url, dbt_target)
     return World(
         url, alice, carol, people_before, hits_before, outcomes, esp, dbt_target, esp_sandbox, esp_ids,
-        sandbox_hits_before,
+        sandbox_hits_before, plaintext_before, esp_emails_before,
     )  # fmt: skip
+
+
+def plaintext_hits(url: str) -> list[str]:
+    """Every (table, column) of the warehouse holding a plaintext email or phone of the world: a text or
+    JSON value containing one (case-insensitive), or a value whose digits are a phone's."""
+    columns = query(
+        url,
+        "select table_schema, table_name, column_name from information_schema.columns "
+        "where table_schema = any(%s) and data_type in ('text', 'character varying', 'json', 'jsonb')",
+        (list(SCHEMAS),),
+    )
+    found = []
+    for c in columns:
+        value = f'"{c["column_name"]}"::text'
+        n = query(
+            url,
+            f'select count(*) as n from "{c["table_schema"]}"."{c["table_name"]}" '
+            f"where {value} ilike any(%(e)s) or regexp_replace({value}, '\\D', '', 'g') ~ %(p)s",
+            {"e": [f"%{e}%" for e in WORLD_EMAILS], "p": "(" + "|".join(WORLD_PHONE_DIGITS) + ")$"},
+        )[0]["n"]
+        if n:
+            found.append(f"{c['table_schema']}.{c['table_name']}.{c['column_name']}: {n}")
+    return found
+
+
+def test_no_plaintext_email_or_phone_is_stored_and_the_esp_still_gets_the_emails(world: World):
+    """Field encryption at rest: a dump of the warehouse (every schema, tables and views) holds tokens and
+    ciphertexts, no email or phone of the world, while the ESP received the real emails."""
+    assert world.plaintext_before == []
+    assert {"alice@mail.org", "bob@mail.net", "gina@ex.com"} <= world.esp_emails_before
+    rows = query(world.url, "select count(*) as n from marts.dim_customers where email_encrypted is not null")
+    assert rows[0]["n"] >= 5
 
 
 def customer_key_of(url: str, crm_contact_id: str) -> str:

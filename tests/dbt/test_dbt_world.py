@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+from collections.abc import Iterator
 
 import dagster as dg
 import pytest
@@ -42,20 +43,21 @@ def extract(settings) -> None:
 
 
 @pytest.fixture(scope="module")
-def world(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def world(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     out = tmp_path_factory.mktemp("world")
     warehouse, shop = new_database(pg_server, "dbt_world"), new_database(pg_server, "dbt_shop")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("WAREHOUSE_URL", warehouse)
-        env.setenv("SHOP_URL", shop)
-        env.setenv("SENDWISE_SOURCE_DIR", str(out))
-        env.setenv("SENDWISE_HOME", str(out / "home"))
-        env.setenv("SENDWISE_EVENTS_START", START.isoformat())
-        generate(WorldConfig(out=out, shop_url=shop, customers=1000, days=14, start=START, seed=42))
-        settings = get_settings()
-        extract(settings)
-        dbt_build(warehouse, tmp_path_factory.mktemp("dbt-world-target"))
-    return {"url": warehouse, "ground_truth": out / "ground_truth"}
+    with pytest.MonkeyPatch.context() as home:  # kept while the tests read: its field key decrypts
+        home.setenv("SENDWISE_HOME", str(out / "home"))
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("WAREHOUSE_URL", warehouse)
+            env.setenv("SHOP_URL", shop)
+            env.setenv("SENDWISE_SOURCE_DIR", str(out))
+            env.setenv("SENDWISE_EVENTS_START", START.isoformat())
+            generate(WorldConfig(out=out, shop_url=shop, customers=1000, days=14, start=START, seed=42))
+            settings = get_settings()
+            extract(settings)
+            dbt_build(warehouse, tmp_path_factory.mktemp("dbt-world-target"))
+        yield {"url": warehouse, "ground_truth": out / "ground_truth"}
 
 
 def test_pair_scoring_counts_merges_and_splits():

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from ingestion_helpers import contact, esp_event, web_event, write_crm_export
 
 from dagster_project.ingestion import loaders, upserts
+from dagster_project.privacy import field_crypto
 from dagster_project.warehouse import connection
 
 DAY = "2025-01-02"
@@ -121,7 +122,8 @@ def reset(url: str, *statements: str) -> None:
 
 
 def snapshot(url: str, table: str, key: str) -> tuple[list, list]:
-    """Raw rows (without load times and batch ids) and quarantine entries, in a stable order."""
+    """Raw rows (without load times and batch ids; ciphertexts decrypted, as they differ on every
+    encryption) and quarantine entries, in a stable order."""
     with psycopg.connect(connection.libpq_url(url)) as conn:
         rows = conn.execute(
             f"select to_jsonb(t) - '_loaded_at' - '_batch_id' from raw.{table} t order by {key}, 1"
@@ -129,7 +131,17 @@ def snapshot(url: str, table: str, key: str) -> tuple[list, list]:
         quarantine = conn.execute(
             "select source_location, source_offset, reason, record from ops.quarantine order by 1, 3"
         ).fetchall()
+    rows = [(_decrypted(row),) for (row,) in rows]
     return rows, quarantine
+
+
+def _decrypted(value):
+    """A JSON document with every *_encrypted string replaced by its plaintext."""
+    if isinstance(value, dict):
+        cipher = field_crypto.load_cipher()
+        encrypted = {k for k, v in value.items() if k.endswith("_encrypted") and isinstance(v, str)}
+        return {k: cipher.decrypt(v) if k in encrypted else _decrypted(v) for k, v in value.items()}
+    return value
 
 
 def assert_quarantine_rows_located(quarantine: list, pattern: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from field_tokens import decrypt, email_token
 from ingestion_helpers import (
     contact,
     create_shop,
@@ -100,7 +101,7 @@ def test_rerun_adds_nothing_and_later_changes_are_upserted(
     assert third["raw/shop_customers"]["rows_received"] == 1
     assert third["raw/shop_products"]["rows_received"] == 0
     assert (
-        scalar(warehouse_url, "select email from raw.shop_customers where customer_id = 1")
+        decrypt(scalar(warehouse_url, "select email_encrypted from raw.shop_customers where customer_id = 1"))
         == "new@example.com"
     )
     assert third["raw/crm_contacts"]["rows_received"] == 3
@@ -309,7 +310,7 @@ def test_shop_without_primary_key_keeps_newest_version_and_quarantines_rows_with
     assert any("duplicate customer_ids" in note for note in first.notes)
     assert (second.received, second.loaded, second.quarantined) == (1, 0, 1)
     emails = dict(query(warehouse_url, "select customer_id, email from raw.shop_customers"))
-    assert emails == {1: "new@x.org", 2: "b@x.org"}
+    assert emails == {1: email_token(warehouse_url, "new@x.org"), 2: email_token(warehouse_url, "b@x.org")}
     reasons = query(
         warehouse_url, "select source_location, reason from ops.quarantine order by quarantined_at"
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from field_tokens import decrypt
 from ingestion_helpers import (
     SHOP_DDL,
     esp_event,
@@ -127,10 +128,11 @@ def _features(url: str, columns: list[str], key: str = "d.email") -> dict[str, d
     selected = ", ".join("f." + c for c in columns)
     rows = query(
         url,
-        f"select {key}, {selected} from marts.fct_customer_features f "
-        "join marts.dim_customers d using (customer_key)",
+        f"select {'d.email_encrypted' if key == 'd.email' else key}, {selected} "
+        "from marts.fct_customer_features f join marts.dim_customers d using (customer_key)",
     )
-    return {row[0]: dict(zip(columns, row[1:], strict=True)) for row in rows}
+    shown = (decrypt(r[0]) if key == "d.email" else r[0] for r in rows)  # d.email holds the ciphertext
+    return {k: dict(zip(columns, row[1:], strict=True)) for k, row in zip(shown, rows, strict=True)}
 
 
 @pytest.mark.slow

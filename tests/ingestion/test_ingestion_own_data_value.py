@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from field_tokens import decrypt
 from ingestion_helpers import SHOP_DDL, query
 from test_ingestion_own_data_run import own_env  # noqa: F401
 
@@ -120,10 +121,12 @@ def test_shop_only_run_predicts_customer_value_and_pushes_it(
     ]
     rows = query(
         warehouse_url,
-        f"select d.shop_customer_id::text, d.email, {', '.join('v.' + c for c in columns)} "
+        f"select d.shop_customer_id::text, d.email_encrypted, {', '.join('v.' + c for c in columns)} "
         "from ml.customer_value v join marts.dim_customers d using (customer_key)",
     )
-    values = {shop_id: (email, dict(zip(columns, rest, strict=True))) for shop_id, email, *rest in rows}
+    values = {
+        shop_id: (decrypt(email), dict(zip(columns, rest, strict=True))) for shop_id, email, *rest in rows
+    }
     assert len(values) == len(CUSTOMERS)
     # every customer has a completed order here, so every one is scored by every model
     for column in ("p_alive", "predicted_clv", "churn_risk", "churn_risk_band", "purchase_propensity_30d"):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import psycopg
 
 from dagster_project.ingestion import loaders
+from dagster_project.privacy.keys import sql_keyed_hash
 from dagster_project.warehouse import connection
 
 ANCHOR = "2025-03-01 12:00:00+00"
@@ -29,7 +30,8 @@ def world_sql(
     return f"""
 insert into raw.shop_customers (customer_id, email, first_name, last_name, phone, accepts_marketing,
     created_at, updated_at, _batch_id)
-select g, 'customer' || g || '@example.com', 'First' || g, 'Last' || g, '+3161234' || lpad(g::text, 4, '0'),
+select g, {sql_keyed_hash("'customer' || g || '@example.com'")}, 'First' || g, 'Last' || g,
+    {sql_keyed_hash("'+3161234' || lpad(g::text, 4, '0')")},
     g % 3 <> 0, timestamptz '{ANCHOR}' - interval '90 days' + g * interval '1 minute',
     timestamptz '{ANCHOR}' - interval '30 days' + g * interval '1 minute', 'shop_customers-b1'
 from generate_series(1, {customers}) g;
@@ -45,7 +47,7 @@ from generate_series(1, {orders}) g;
 insert into raw.esp_events (event_id, event_type, profile_id, email, campaign_id, message_id,
     event_timestamp, user_agent, ip, url, bounce_type, _file_date, _source_file, _batch_id)
 select 'ev-' || g, t.event_type, 'esp-' || (1 + g % {customers}),
-    'customer' || (1 + g % {customers}) || '@example.com',
+    {sql_keyed_hash("'customer' || (1 + g % " + str(customers) + ") || '@example.com'")},
     'cmp-' || (g % 6), 'msg-' || (g / 7), ts,
     case when t.event_type = 'open' and g % 10 < 3 then 'Mozilla/5.0'
          when t.event_type in ('open', 'click')
@@ -100,7 +102,8 @@ create table intermediate.int_calendar__as_of as select timestamptz '{ANCHOR}' a
 
 create schema if not exists marts;
 create table marts.dim_customers as
-select 'ck-' || g as customer_key, 'customer' || g || '@example.com' as email, 'First' || g as first_name,
+select 'ck-' || g as customer_key, {sql_keyed_hash("'customer' || g || '@example.com'")} as email,
+    'First' || g as first_name,
     'Last' || g as last_name, null::text as phone,
     (array['Europe/Amsterdam', 'America/New_York', 'Asia/Tokyo'])[1 + g % 3] as timezone,
     timestamptz '{ANCHOR}' - interval '90 days' as registered_at, timestamptz '{ANCHOR}' as last_activity_at,

@@ -66,6 +66,10 @@ checks as (
     select * from {{ ref('int_identity__identifier_checks') }}
 ),
 
+protected_values as (
+    select * from {{ ref('int_identity__protected_values') }}
+),
+
 crm as (
     select * from {{ ref('stg_crm__contacts') }}
 ),
@@ -198,12 +202,14 @@ joined as (
     select
         customers.customer_key,
         profile.email,
+        email_values.value_encrypted as email_encrypted,
         profile.email_source,
         profile.first_name,
         profile.first_name_source,
         profile.last_name,
         profile.last_name_source,
         profile.phone,
+        phone_values.value_encrypted as phone_encrypted,
         profile.phone_source,
         case when profile.timezone in (select name from pg_timezone_names) then profile.timezone end as timezone,
         case when profile.timezone in (select name from pg_timezone_names) then profile.timezone_source end
@@ -225,7 +231,7 @@ joined as (
         coalesce(email_status.consecutive_soft_bounces, 0) as consecutive_soft_bounces,
         coalesce(
             profile.email is not null
-            and {{ is_valid_email('profile.email') }}
+            and email_values.is_valid_email
             and (email_checks.excluded_reason is null or email_checks.excluded_reason like 'over-merge%'),
             false
         ) as is_email_valid,
@@ -254,6 +260,10 @@ joined as (
     left join test_accounts using (customer_key)
     left join checks as email_checks
         on email_checks.identifier_type = 'email' and email_checks.identifier_value = profile.email
+    left join protected_values as email_values
+        on email_values.identifier_type = 'email' and email_values.identifier_value = profile.email
+    left join protected_values as phone_values
+        on phone_values.identifier_type = 'phone' and phone_values.identifier_value = profile.phone
 ),
 
 {#- The seed's data-quality score: four checks worth 0, 0.5 or 1 each, averaged (see the
@@ -290,12 +300,14 @@ final as (
     select
         customer_key,
         email,
+        email_encrypted,
         email_source,
         first_name,
         first_name_source,
         last_name,
         last_name_source,
         phone,
+        phone_encrypted,
         phone_source,
         timezone,
         timezone_source,

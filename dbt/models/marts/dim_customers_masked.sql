@@ -6,15 +6,18 @@ with customers as (
     select * from {{ ref('dim_customers') }}
 ),
 
+protected_values as (
+    select * from {{ ref('int_identity__protected_values') }}
+),
+
 final as (
     select
         customer_key,
-        case when email is not null
-            then left(email, 1) || '***@' || split_part(email, '@', 2) end as email_masked,
-        {{ keyed_hash('email') }} as email_hash,
+        email_values.value_masked as email_masked,  -- masked by the loaders (email is a token)
+        customers.email as email_hash,  -- the token is the keyed hash of the normalised email
         left(first_name, 1) as first_name_initial,
         left(last_name, 1) as last_name_initial,
-        case when phone is not null then '***' || right(phone, 2) end as phone_masked,
+        phone_values.value_masked as phone_masked,
         timezone,
         registered_at,
         last_activity_at,
@@ -28,6 +31,10 @@ final as (
         data_quality_level,
         lifetime_value
     from customers
+    left join protected_values as email_values
+        on email_values.identifier_type = 'email' and email_values.identifier_value = customers.email
+    left join protected_values as phone_values
+        on phone_values.identifier_type = 'phone' and phone_values.identifier_value = customers.phone
 )
 
 select * from final

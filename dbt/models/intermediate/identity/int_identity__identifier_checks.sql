@@ -10,6 +10,10 @@ blocklist as (
     select * from {{ ref('identity_blocklist') }}
 ),
 
+protected_values as (
+    select * from {{ ref('int_identity__protected_values') }}
+),
+
 identifiers as (
     select
         identifier_type,
@@ -84,12 +88,13 @@ blocked as (
         min(b.reason) as reason,
         bool_or(coalesce(b.marks_test_account, false)) as marks_test_account
     from identifiers as i
-    inner join blocklist as b
+    left join protected_values as p using (identifier_type, identifier_value)
+    inner join blocklist as b  -- emails and phones are tokens: the blocked values are tokenised alike
         on b.identifier_type = i.identifier_type
         and (
-            (b.match_type = 'exact' and i.identifier_value = lower(b.value))
-            or (b.match_type = 'local_part' and split_part(i.identifier_value, '@', 1) = lower(b.value))
-            or (b.match_type = 'domain' and split_part(i.identifier_value, '@', 2) = lower(b.value))
+            (b.match_type = 'exact' and i.identifier_value = {{ keyed_hash('lower(b.value)') }})
+            or (b.match_type = 'local_part' and p.email_local_part = {{ keyed_hash('lower(b.value)') }})
+            or (b.match_type = 'domain' and p.email_domain = {{ keyed_hash('lower(b.value)') }})
         )
     group by 1, 2
 ),
@@ -103,15 +108,13 @@ final as (
         coalesce(s.max_records_of_one_kind, 1) as max_records_of_one_kind,
         coalesce(b.marks_test_account, false) as is_test_identifier,
         case
-            when i.identifier_type = 'email' and not {{ is_valid_email('i.identifier_value') }}
+            -- emails and phones are tokens: validity and placeholders were judged at load
+            when i.identifier_type = 'email' and not coalesce(p.is_valid_email, false)
                 then 'malformed email'
-            when i.identifier_type = 'email' and split_part(i.identifier_value, '@', 1)
-                in ('{{ var('identity_placeholder_email_local_parts') | map('lower') | join("', '") }}')
+            when i.identifier_type = 'email' and p.is_placeholder_email
                 then 'placeholder email'
-            when i.identifier_type = 'phone' and i.identifier_value ~ '^\+\d?(\d)\1{7,}$'
-                then 'placeholder phone (one repeated digit)'
-            when i.identifier_type = 'phone' and i.identifier_value ~ '(0123456789|1234567890|9876543210)$'
-                then 'placeholder phone (counting sequence)'
+            when i.identifier_type = 'phone' and p.phone_placeholder_reason is not null
+                then p.phone_placeholder_reason
             when b.reason is not null then 'blocklist: ' || b.reason
             when i.identifier_type = 'anonymous_id' and coalesce(s.max_records_of_one_kind, 1) > 1
                 then 'shared device: anonymousId identified as several people'
@@ -129,6 +132,7 @@ final as (
     from identifiers as i
     left join sharing as s using (identifier_type, identifier_value)
     left join blocked as b using (identifier_type, identifier_value)
+    left join protected_values as p using (identifier_type, identifier_value)
     left join ip_people
         on i.identifier_type = 'ip' and ip_people.identifier_value = i.identifier_value
 )

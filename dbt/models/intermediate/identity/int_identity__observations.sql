@@ -9,6 +9,10 @@ shop as (
     select * from {{ ref('stg_shop__customers') }}
 ),
 
+protected_values as (
+    select * from {{ ref('int_identity__protected_values') }}
+),
+
 esp as (
     select
         esp_profile_id,
@@ -47,17 +51,20 @@ web_ips as (
     group by 1, 2
 ),
 
-{#- A phone written without a country code (a bare national number) got the default calling code in
-    staging, which is only a guess. When the data holds exactly one fully-qualified number (written with
+{#- A phone written without a country code (a bare national number) got the default calling code at
+    load, which is only a guess. When the data holds exactly one fully-qualified number (written with
     "+" or "00") that is that national number behind some calling code, the record also carries that number
     (var identity_complete_national_phones). Two or more candidates: ambiguous, the guess stays alone. -#}
+{#- Phones are tokens: how a number was written and its national-number tokens come from the loaders
+    (phone_facts: international = written with "+" or "00"; national = token of a bare 10-digit number;
+    national_numbers = tokens of an international number without 1, 2 or 3 calling-code digits). -#}
 phone_records as (
     select 'crm' as source, 'crm_contact_id' as record_type, crm_contact_id as record_id,
-        phone, phone_raw, created_at as observed_at
+        phone, phone_facts, created_at as observed_at
     from crm
     where phone is not null
     union all
-    select 'ecommerce', 'shop_customer_id', shop_customer_id, phone, phone_raw, created_at
+    select 'ecommerce', 'shop_customer_id', shop_customer_id, phone, phone_facts, created_at
     from shop
     where phone is not null
 ),
@@ -65,10 +72,9 @@ phone_records as (
 international_phones as (
     select distinct
         phone,
-        substr(phone, 2 + calling_code_digits) as national_number
+        jsonb_array_elements_text(phone_facts -> 'national_numbers') as national_number
     from phone_records
-    cross join generate_series(1, 3) as calling_code_digits
-    where ltrim(phone_raw) ~ '^(\+|00)'
+    where coalesce((phone_facts ->> 'international')::boolean, false)
 ),
 
 national_phone_completions as (
@@ -80,10 +86,9 @@ national_phone_completions as (
         min(bare.observed_at) as observed_at
     from phone_records as bare
     inner join international_phones as international
-        on international.national_number = regexp_replace(bare.phone_raw, '[^0-9]', '', 'g')
+        on international.national_number = bare.phone_facts ->> 'national'
     where {{ 'true' if var('identity_complete_national_phones') else 'false' }}
-      and not ltrim(bare.phone_raw) ~ '^(\+|00)'
-      and length(regexp_replace(bare.phone_raw, '[^0-9]', '', 'g')) = 10
+      and not coalesce((bare.phone_facts ->> 'international')::boolean, false)
     group by 1, 2, 3
     having count(distinct international.phone) = 1
 ),
@@ -152,21 +157,25 @@ emails as (
 
 {#- Equality joins on derived keys (the valid email without its "@", without its top-level domain), not a
     pairwise comparison: the OR of both readings in one join condition forced a nested loop. -#}
-valid_emails as (
+valid_emails as (  -- tokens: the loaders computed the without-"@" / without-TLD tokens
     select
-        email,
-        replace(email, '@', '') as email_without_at,
-        regexp_replace(email, '\.[a-z]{2,}$', '') as email_without_tld
+        emails.email,
+        protected_values.email_without_at,
+        protected_values.email_without_tld
     from emails
+    inner join protected_values
+        on protected_values.identifier_type = 'email' and protected_values.identifier_value = emails.email
     where {{ 'true' if var('identity_repair_emails_from_evidence') else 'false' }}
-      and {{ is_valid_email('email') }}
+      and protected_values.is_valid_email
 ),
 
 malformed_emails as (
-    select email
+    select emails.email, protected_values.has_at
     from emails
+    inner join protected_values
+        on protected_values.identifier_type = 'email' and protected_values.identifier_value = emails.email
     where {{ 'true' if var('identity_repair_emails_from_evidence') else 'false' }}
-      and not {{ is_valid_email('email') }}
+      and not protected_values.is_valid_email
 ),
 
 repair_candidates as (
@@ -177,7 +186,7 @@ repair_candidates as (
     select malformed.email, valid.email
     from malformed_emails as malformed
     inner join valid_emails as valid on valid.email_without_tld = malformed.email
-    where malformed.email like '%@%'
+    where malformed.has_at
 ),
 
 email_repairs as (

@@ -5,11 +5,14 @@ with source as (
 final as (
     select
         contact_id as crm_contact_id,
-        {{ normalize_email('email') }} as email,
+        email,  -- the loaders' token (keyed hash of the normalised email; see ingestion/protection.py)
+        email_encrypted,
+        email_facts,
         nullif(trim(first_name), '') as first_name,
         nullif(trim(last_name), '') as last_name,
-        {{ phone_e164('phone') }} as phone,
-        nullif(trim(phone), '') as phone_raw,
+        phone,  -- token of the E.164 number
+        phone_encrypted,
+        phone_facts,
         lower(lifecycle_stage) as lifecycle_stage,
         email_opt_in,
         nullif(trim(timezone), '') as timezone,

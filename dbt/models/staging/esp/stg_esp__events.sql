@@ -22,7 +22,9 @@ final as (
         event_id,
         lower(event_type) as event_type,
         nullif(trim(profile_id), '') as esp_profile_id,
-        {{ normalize_email('email') }} as email,
+        email,  -- the loaders' token (ingestion/protection.py)
+        email_encrypted,
+        email_facts,
         campaign_id,
         message_id,
         event_timestamp as event_at,

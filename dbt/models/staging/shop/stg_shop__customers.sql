@@ -6,11 +6,14 @@ final as (
     select
         customer_id,
         customer_id::text as shop_customer_id,
-        {{ normalize_email('email') }} as email,
+        email,  -- the loaders' token (keyed hash of the normalised email; see ingestion/protection.py)
+        email_encrypted,
+        email_facts,
         nullif(trim(first_name), '') as first_name,
         nullif(trim(last_name), '') as last_name,
-        {{ phone_e164('phone') }} as phone,
-        nullif(trim(phone), '') as phone_raw,
+        phone,  -- token of the E.164 number
+        phone_encrypted,
+        phone_facts,
         coalesce(accepts_marketing, false) as accepts_marketing,
         created_at,
         coalesce(updated_at, created_at) as updated_at,

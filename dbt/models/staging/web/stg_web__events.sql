@@ -32,7 +32,9 @@ final as (
         nullif(properties ->> 'product_id', '') as product_id,
         nullif(properties ->> 'category', '') as category,
         nullif(properties ->> 'order_id', '') as order_id,
-        {{ normalize_email("traits ->> 'email'") }} as traits_email,
+        traits ->> 'email' as traits_email,  -- the loaders' token (ingestion/protection.py)
+        traits ->> 'email_encrypted' as traits_email_encrypted,
+        traits -> 'email_facts' as traits_email_facts,
         nullif(trim(traits ->> 'first_name'), '') as traits_first_name,
         nullif(trim(traits ->> 'last_name'), '') as traits_last_name,
         nullif(context ->> 'timezone', '') as timezone,
