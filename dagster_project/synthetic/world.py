@@ -213,6 +213,7 @@ def _fresh(config: WorldConfig, paths: Paths, start: dt.date, progress) -> dict:
             if people.size > shop.HISTORY_CHUNK:
                 _say(progress, f"shop history: {rows['shop_orders']} orders so far "
                                f"({time.perf_counter() - began:.1f}s)")  # fmt: skip
+        shop.add_keys(conn)
         conn.commit()
         _say(
             progress,
