@@ -13,7 +13,7 @@ from functools import cached_property
 import numpy as np
 import psycopg
 
-from dagster_project.synthetic import vocab
+from dagster_project.synthetic import binary_copy, vocab
 from dagster_project.synthetic.clock import DAY_MS, HOUR_MS
 from dagster_project.synthetic.state import WorldState
 from dagster_project.synthetic.traits import (
@@ -28,7 +28,8 @@ from dagster_project.synthetic.traits import (
 
 PRODUCTS = 300
 CURRENCY = "USD"
-STATUS_COMPLETED, STATUS_CANCELLED, STATUS_REFUNDED = "completed", "cancelled", "refunded"
+STATUSES = ("completed", "cancelled", "refunded")
+COMPLETED, CANCELLED, REFUNDED = range(3)
 
 DDL = """
 drop schema if exists shop cascade;
@@ -228,7 +229,7 @@ class OrderBatch:
     order_ids: np.ndarray
     persons: np.ndarray
     ordered_ms: np.ndarray
-    status: list[str]
+    status: np.ndarray  # index into STATUSES
     updated_ms: np.ndarray
     total_cents: np.ndarray
     item_ids: np.ndarray
@@ -245,30 +246,36 @@ class OrderBatch:
         """Items of order k are item_start[k] .. item_start[k + 1] - 1 (items are grouped by order)."""
         return np.searchsorted(self.item_order, np.arange(len(self.order_ids) + 1))
 
-    def order_rows(self, people: People) -> Columns:
-        ordered = _timestamps(self.ordered_ms)
-        return [
-            _integers(self.order_ids),
-            _integers(people.customer_ids(self.persons)),
-            self.status,
-            _money(self.total_cents),
-            [CURRENCY] * len(self),
-            ordered,
-            ordered,
-            _timestamps(self.updated_ms),
-        ]
+    def order_rows(self, people: People) -> bytes:
+        """Binary COPY tuples for ORDER_COLUMNS."""
+        ordered = binary_copy.timestamptz(self.ordered_ms)
+        return binary_copy.rows(
+            [
+                binary_copy.int8(self.order_ids),
+                binary_copy.int8(people.customer_ids(self.persons)),
+                binary_copy.text_choice(self.status, STATUSES),
+                binary_copy.money(self.total_cents),
+                binary_copy.text_choice(np.zeros(len(self), np.int64), (CURRENCY,)),
+                ordered,
+                ordered,
+                binary_copy.timestamptz(self.updated_ms),
+            ]
+        )
 
-    def item_rows(self, catalogue: Catalogue) -> Columns:
-        created = _timestamps(self.ordered_ms[self.item_order])
-        return [
-            _integers(self.item_ids),
-            _integers(self.order_ids[self.item_order]),
-            _integers(catalogue.product_ids[self.item_product]),
-            _integers(self.item_quantity),
-            _money(self.item_unit_cents),
-            created,
-            created,
-        ]
+    def item_rows(self, catalogue: Catalogue) -> bytes:
+        """Binary COPY tuples for ITEM_COLUMNS."""
+        created = binary_copy.timestamptz(self.ordered_ms[self.item_order])
+        return binary_copy.rows(
+            [
+                binary_copy.int8(self.item_ids),
+                binary_copy.int8(self.order_ids[self.item_order]),
+                binary_copy.int8(catalogue.product_ids[self.item_product]),
+                binary_copy.int4(self.item_quantity),
+                binary_copy.money(self.item_unit_cents),
+                created,
+                created,
+            ]
+        )
 
 
 def make_orders(
@@ -308,9 +315,9 @@ def make_orders(
     updated_ms = ordered_ms.copy()
     cancel_ms = np.minimum(ordered_ms + rng.integers(300_000, HOUR_MS, n), written_until_ms - 1)
     updated_ms[cancelled] = cancel_ms[cancelled]
-    status = np.where(cancelled, STATUS_CANCELLED, STATUS_COMPLETED).astype(object)
+    status = np.where(cancelled, CANCELLED, COMPLETED).astype(np.int8)
     refund_now = refunded & (refund_ms < written_until_ms)
-    status[refund_now] = STATUS_REFUNDED
+    status[refund_now] = REFUNDED
     updated_ms[refund_now] = refund_ms[refund_now]
     later = refunded & ~refund_now
     state.refund_order_ids = np.concatenate([state.refund_order_ids, order_ids[later]])
@@ -323,7 +330,7 @@ def make_orders(
         order_ids,
         persons,
         ordered_ms,
-        status.tolist(),
+        status,
         updated_ms,
         total_cents,
         item_ids,
@@ -413,6 +420,11 @@ def copy_rows(conn: psycopg.Connection, table: str, columns: Sequence[str], rows
             batch = zip(*(column[first : first + COPY_BATCH] for column in rows), strict=True)
             copy.write("".join([f"{line}\n" for line in map("\t".join, batch)]).encode())
     return count
+
+
+def copy_orders(conn: psycopg.Connection, orders: OrderBatch, catalogue: Catalogue, people: People) -> None:
+    binary_copy.copy(conn, "shop.orders", ORDER_COLUMNS, orders.order_rows(people))
+    binary_copy.copy(conn, "shop.order_items", ITEM_COLUMNS, orders.item_rows(catalogue))
 
 
 def upsert_rows(conn: psycopg.Connection, table: str, key: str, columns: Sequence[str], rows: Columns) -> int:
