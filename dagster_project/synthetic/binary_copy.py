@@ -17,7 +17,7 @@ import psycopg
 HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
 TRAILER = b"\xff\xff"
 PG_EPOCH_MS = 946_684_800_000  # 2000-01-01T00:00:00Z, where binary timestamps count from
-WRITE_BYTES = 4 << 20
+ROWS_PER_WRITE = 32_768
 
 
 @dataclass(frozen=True)
@@ -98,12 +98,15 @@ def rows(columns: Sequence[Cells]) -> bytes:
     return matrix[keep].tobytes()
 
 
-def copy(conn: psycopg.Connection, table: str, columns: Sequence[str], body: bytes) -> None:
-    """COPY binary tuples (from `rows`) into `table`."""
-    view = memoryview(body)
+def copy(conn: psycopg.Connection, table: str, columns: Sequence[str], cells: Sequence[Cells]) -> None:
+    """COPY the cells' rows into `table`, a block of rows at a time (small blocks reuse freed memory)."""
+    n = len(cells[0].data)
     statement = f"copy {table} ({', '.join(columns)}) from stdin (format binary)"
     with conn.cursor() as cur, cur.copy(statement) as stream:
         stream.write(HEADER)
-        for first in range(0, len(view), WRITE_BYTES):
-            stream.write(view[first : first + WRITE_BYTES])
+        for first in range(0, n, ROWS_PER_WRITE):
+            block = slice(first, first + ROWS_PER_WRITE)
+            stream.write(
+                rows([Cells(c.data[block], None if c.used is None else c.used[block]) for c in cells])
+            )
         stream.write(TRAILER)

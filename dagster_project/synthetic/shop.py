@@ -246,36 +246,32 @@ class OrderBatch:
         """Items of order k are item_start[k] .. item_start[k + 1] - 1 (items are grouped by order)."""
         return np.searchsorted(self.item_order, np.arange(len(self.order_ids) + 1))
 
-    def order_rows(self, people: People) -> bytes:
-        """Binary COPY tuples for ORDER_COLUMNS."""
+    def order_rows(self, people: People) -> list[binary_copy.Cells]:
+        """Binary COPY cells for ORDER_COLUMNS."""
         ordered = binary_copy.timestamptz(self.ordered_ms)
-        return binary_copy.rows(
-            [
-                binary_copy.int8(self.order_ids),
-                binary_copy.int8(people.customer_ids(self.persons)),
-                binary_copy.text_choice(self.status, STATUSES),
-                binary_copy.money(self.total_cents),
-                binary_copy.text_choice(np.zeros(len(self), np.int64), (CURRENCY,)),
-                ordered,
-                ordered,
-                binary_copy.timestamptz(self.updated_ms),
-            ]
-        )
+        return [
+            binary_copy.int8(self.order_ids),
+            binary_copy.int8(people.customer_ids(self.persons)),
+            binary_copy.text_choice(self.status, STATUSES),
+            binary_copy.money(self.total_cents),
+            binary_copy.text_choice(np.zeros(len(self), np.int64), (CURRENCY,)),
+            ordered,
+            ordered,
+            binary_copy.timestamptz(self.updated_ms),
+        ]
 
-    def item_rows(self, catalogue: Catalogue) -> bytes:
-        """Binary COPY tuples for ITEM_COLUMNS."""
+    def item_rows(self, catalogue: Catalogue) -> list[binary_copy.Cells]:
+        """Binary COPY cells for ITEM_COLUMNS."""
         created = binary_copy.timestamptz(self.ordered_ms[self.item_order])
-        return binary_copy.rows(
-            [
-                binary_copy.int8(self.item_ids),
-                binary_copy.int8(self.order_ids[self.item_order]),
-                binary_copy.int8(catalogue.product_ids[self.item_product]),
-                binary_copy.int4(self.item_quantity),
-                binary_copy.money(self.item_unit_cents),
-                created,
-                created,
-            ]
-        )
+        return [
+            binary_copy.int8(self.item_ids),
+            binary_copy.int8(self.order_ids[self.item_order]),
+            binary_copy.int8(catalogue.product_ids[self.item_product]),
+            binary_copy.int4(self.item_quantity),
+            binary_copy.money(self.item_unit_cents),
+            created,
+            created,
+        ]
 
 
 def make_orders(
