@@ -6,15 +6,16 @@ identify call that links the anonymousId to the userId (the shop customer_id). B
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 import orjson
 
-from dagster_project.synthetic import randomness, vocab
+from dagster_project.synthetic import pieces, randomness, vocab
 from dagster_project.synthetic.clock import DAY_MS, HOUR_MS
 from dagster_project.synthetic.context import Day, Population
-from dagster_project.synthetic.files import DayEvents
+from dagster_project.synthetic.files import DayEvents, json_line
 from dagster_project.synthetic.shop import OrderBatch, shop_email
 from dagster_project.synthetic.state import WorldState
 from dagster_project.synthetic.traits import (
@@ -32,6 +33,7 @@ BOT_SESSIONS_PER_PERSON_DAY = 0.004
 DUPLICATE_RATE = 0.004
 LATE_RATE = 0.008
 LAST_SESSION_START_MS = DAY_MS - 2 * HOUR_MS  # a session's first event always lands in its own day
+_TYPES = {kind: b'{"type":"' + kind.encode() for kind in ("page", "track", "identify")}
 
 
 @dataclass
@@ -119,16 +121,16 @@ def plan_sessions(
 class _Writer:
     """Turns session steps into Segment JSON lines, with lags, late arrivals and duplicates.
 
-    A record is serialised without its last three fields (messageId, timestamp, receivedAt); those are
-    added a batch at a time, the timestamps formatted by numpy rather than one by one.
+    A record arrives as JSON pieces without its last three fields (messageId, timestamp, receivedAt);
+    those are built by numpy a batch at a time, and each line is joined once, at its exact size.
     """
 
-    BATCH = 16_384
+    BATCH = 8_192
 
     def __init__(self, rng: np.random.Generator, day: Day, out: DayEvents) -> None:
         self.rng, self.day, self.out, self.seq = rng, day, out, 0
         self.uniforms: list[float] = []
-        self.bodies: list[bytes] = []
+        self.bodies: list[tuple[bytes, ...]] = []
         self.ms: list[int] = []
         self.arrival: list[int] = []
         self.again: list[int] = []  # arrival of the duplicate, -1 for none
@@ -139,53 +141,64 @@ class _Writer:
             self.uniforms = self.rng.random(65_536).tolist()
         return self.uniforms.pop()
 
-    def emit(self, record: dict, ms: int, first_of_session: bool) -> None:
-        arrival = ms + 50 + int(self.uniform() * 1_950)
-        if not first_of_session and self.uniform() < LATE_RATE:
-            arrival = (ms // DAY_MS + 1) * DAY_MS + int(self.uniform() * 6 * HOUR_MS)
-        self.bodies.append(orjson.dumps(record))
+    def emit(self, body: tuple[bytes, ...], ms: int, first_of_session: bool) -> None:
+        uniform = self.uniform
+        arrival = ms + 50 + int(uniform() * 1_950)
+        if not first_of_session and uniform() < LATE_RATE:
+            arrival = (ms // DAY_MS + 1) * DAY_MS + int(uniform() * 6 * HOUR_MS)
+        self.bodies.append(body)
         self.ms.append(ms)
         self.arrival.append(arrival)
         self.again.append(
-            arrival + 1_000 + int(self.uniform() * 3 * HOUR_MS) if self.uniform() < DUPLICATE_RATE else -1
+            arrival + 1_000 + int(uniform() * 3 * HOUR_MS) if uniform() < DUPLICATE_RATE else -1
         )
         if len(self.bodies) >= self.BATCH:
             self.flush()
 
     def flush(self) -> None:
-        if not self.bodies:
+        n = len(self.bodies)
+        if not n:
             return
-        stamps = _iso_bytes(self.ms)
-        received = _iso_bytes(self.arrival)
-        prefix = b'"messageId":"ajs-%05d-' % self.day.index
+        tails = pieces.join(
+            [
+                pieces.constant(b',"messageId":"ajs-%05d-' % self.day.index, n),
+                pieces.digits(np.arange(self.seq + 1, self.seq + n + 1), 8),
+                pieces.constant(b'","timestamp":"', n),
+                _iso_bytes(self.ms),
+                pieces.constant(b'+00:00","receivedAt":"', n),
+                _iso_bytes(self.arrival),
+                pieces.constant(b'+00:00"}', n),
+            ]
+        )
+        self.seq += n
         world_start, out = self.day.world_start_ms, self.out
-        for k, body in enumerate(self.bodies):
-            self.seq += 1
-            line = b'%b,%b%08d","timestamp":"%b+00:00","receivedAt":"%b+00:00"}' % (
-                memoryview(body)[:-1],
-                prefix,
-                self.seq,
-                stamps[k],
-                received[k],
-            )
-            arrival = self.arrival[k]
+        for body, tail, arrival, again in zip(self.bodies, tails, self.arrival, self.again, strict=True):
+            line = b"".join((*body, tail))
             out.add((arrival - world_start) // DAY_MS, arrival, line)
-            again = self.again[k]
             if again >= 0:
                 out.add((again - world_start) // DAY_MS, again, line)
         self.bodies, self.ms, self.arrival, self.again = [], [], [], []
 
 
-def _iso_bytes(ms: list[int]) -> list[bytes]:
+def _iso_bytes(ms: list[int]) -> np.ndarray:
     """clock.iso's text (without the offset) as bytes."""
-    return np.datetime_as_string(np.array(ms, dtype="datetime64[ms]"), unit="ms").astype("S").tolist()
+    return np.datetime_as_string(np.array(ms, dtype="datetime64[ms]"), unit="ms").astype("S23")
 
 
-def _page(path: str, title: str, referrer: str) -> tuple[dict, dict]:
+@functools.lru_cache(maxsize=4_096)
+def _json(text: str | None) -> bytes:
+    """A recurring text (agent, time zone, event name) as JSON."""
+    return json_line(text)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _page(path: str, title: str, referrer: str) -> tuple[bytes, bytes, str]:
+    """A page call's properties and context.page as JSON, and its URL."""
     url = vocab.SHOP_HOST + path
     return (
-        {"path": path, "url": url, "title": title, "referrer": referrer},
-        {"path": path, "url": url, "referrer": referrer},
+        json_line({"path": path, "url": url, "title": title, "referrer": referrer}),
+        json_line({"path": path, "url": url, "referrer": referrer}),
+        url,
     )
 
 
@@ -241,27 +254,29 @@ def web_day(seed: int, population: Population, state: WorldState, day: Day, orde
             ms = max(ms - sum(step_gaps[:-1]), day.start_ms)
         referrer = vocab.REFERRERS[s % len(vocab.REFERRERS)] if kind != BOT else ""
         page_context = _page("/", "Home", referrer)[1]
+        head = b'","anonymousId":' + orjson.dumps(anonymous_id) + b',"userId":' + orjson.dumps(user_id)
+        context_head = (
+            b',"context":{"userAgent":' + _json(agent) + b',"ip":' + orjson.dumps(ips[s]) + b',"page":'
+        )
+        context_tail = b',"timezone":' + _json(timezone) + b"}"
         first = True
         for k, step in enumerate(steps):
-            context = {"userAgent": agent, "ip": ips[s], "page": page_context, "timezone": timezone}
-            record: dict = {"type": step[0], "anonymousId": anonymous_id, "userId": user_id}
             if step[0] == "page":
-                properties, page_context = _page(step[1], step[2], referrer)
-                context["page"] = page_context
-                record["properties"] = properties
-                referrer = page_context["url"]
+                properties, page_context, referrer = _page(step[1], step[2], referrer)
+                middle = b',"properties":' + properties
             elif step[0] == "track":
-                record["event"], record["properties"] = step[1], step[2]
+                middle = b',"event":' + _json(step[1]) + b',"properties":' + orjson.dumps(step[2])
             else:
-                record["traits"] = {
+                traits = {
                     "email": shop_email(people, person, population.emails[person]),
                     "first_name": "Test"
                     if person >= people.customers
                     else vocab.FIRST_NAMES[people.first_name[person]],
                     "last_name": last_name_text(people, person, int(state.customer_name_version[person])),
                 }
-            record["context"] = context
-            writer.emit(record, ms, first)
+                middle = b',"traits":' + orjson.dumps(traits)
+            body = (_TYPES[step[0]], head, middle, context_head, page_context, context_tail)
+            writer.emit(body, ms, first)
             first = False
             ms += step_gaps[k]
     writer.flush()
