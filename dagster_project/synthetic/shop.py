@@ -101,6 +101,11 @@ class Catalogue:
     skus: list[str]
     created_ms: np.ndarray
 
+    @cached_property
+    def paths(self) -> list[str]:
+        """The product pages' URL paths."""
+        return [f"/products/{sku.lower()}" for sku in self.skus]
+
     def category(self, product_index: int) -> str:
         return vocab.CATEGORIES[self.categories[product_index]]
 

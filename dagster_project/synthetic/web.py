@@ -130,10 +130,7 @@ class _Writer:
     def __init__(self, rng: np.random.Generator, day: Day, out: DayEvents) -> None:
         self.rng, self.day, self.out, self.seq = rng, day, out, 0
         self.uniforms: list[float] = []
-        self.bodies: list[tuple[bytes, ...]] = []
-        self.ms: list[int] = []
-        self.arrival: list[int] = []
-        self.again: list[int] = []  # arrival of the duplicate, -1 for none
+        self.pending: list[tuple[tuple[bytes, ...], int, int, int]] = []  # body, ms, arrival, duplicate's
 
     def uniform(self) -> float:
         """One U(0,1) draw, taken from a pre-drawn batch (per-call numpy draws dominate otherwise)."""
@@ -142,45 +139,47 @@ class _Writer:
         return self.uniforms.pop()
 
     def emit(self, body: tuple[bytes, ...], ms: int, first_of_session: bool) -> None:
-        uniform = self.uniform
-        arrival = ms + 50 + int(uniform() * 1_950)
-        if not first_of_session and uniform() < LATE_RATE:
+        # the draws of `uniform`, inlined: a refill happens only when the batch is used up
+        u, uniform = self.uniforms, self.uniform
+        arrival = ms + 50 + int((u.pop() if u else uniform()) * 1_950)
+        if not first_of_session and (u.pop() if u else uniform()) < LATE_RATE:
             arrival = (ms // DAY_MS + 1) * DAY_MS + int(uniform() * 6 * HOUR_MS)
-        self.bodies.append(body)
-        self.ms.append(ms)
-        self.arrival.append(arrival)
-        self.again.append(
-            arrival + 1_000 + int(uniform() * 3 * HOUR_MS) if uniform() < DUPLICATE_RATE else -1
-        )
-        if len(self.bodies) >= self.BATCH:
+        duplicate = (u.pop() if u else uniform()) < DUPLICATE_RATE
+        again = arrival + 1_000 + int(uniform() * 3 * HOUR_MS) if duplicate else -1
+        self.pending.append((body, ms, arrival, again))
+        if len(self.pending) >= self.BATCH:
             self.flush()
 
     def flush(self) -> None:
-        n = len(self.bodies)
+        n = len(self.pending)
         if not n:
             return
+        bodies, ms, arrivals, agains = zip(*self.pending, strict=True)
         tails = pieces.join(
             [
                 pieces.constant(b',"messageId":"ajs-%05d-' % self.day.index, n),
                 pieces.digits(np.arange(self.seq + 1, self.seq + n + 1), 8),
                 pieces.constant(b'","timestamp":"', n),
-                _iso_bytes(self.ms),
+                _iso_bytes(ms),
                 pieces.constant(b'+00:00","receivedAt":"', n),
-                _iso_bytes(self.arrival),
+                _iso_bytes(arrivals),
                 pieces.constant(b'+00:00"}', n),
             ]
         )
         self.seq += n
         world_start, out = self.day.world_start_ms, self.out
-        for body, tail, arrival, again in zip(self.bodies, tails, self.arrival, self.again, strict=True):
+        file_days, arrival_ms, lines = out.file_day, out.arrival_ms, out.lines
+        for body, tail, arrival, again in zip(bodies, tails, arrivals, agains, strict=True):
             line = b"".join((*body, tail))
-            out.add((arrival - world_start) // DAY_MS, arrival, line)
+            file_days.append((arrival - world_start) // DAY_MS)
+            arrival_ms.append(arrival)
+            lines.append(line)
             if again >= 0:
                 out.add((again - world_start) // DAY_MS, again, line)
-        self.bodies, self.ms, self.arrival, self.again = [], [], [], []
+        self.pending = []
 
 
-def _iso_bytes(ms: list[int]) -> np.ndarray:
+def _iso_bytes(ms: tuple[int, ...]) -> np.ndarray:
     """clock.iso's text (without the offset) as bytes."""
     return np.datetime_as_string(np.array(ms, dtype="datetime64[ms]"), unit="ms").astype("S23")
 
@@ -217,39 +216,46 @@ def web_day(seed: int, population: Population, state: WorldState, day: Day, orde
     ips = np.empty(n, dtype=object)
     ips[real] = population.ips(sessions.person[real], salt=1)
     ips[~real] = [f"66.249.{(k >> 8) % 256}.{k % 256}" for k in bot_keys[~real].tolist()]
-    gaps = rng.exponential(40_000, (n, 4)).astype(np.int64) + 2_000
+    gaps = (rng.exponential(40_000, (n, 4)).astype(np.int64) + 2_000).tolist()
+    # plain Python values for the loop below (numpy scalar access costs more than the work itself)
+    kinds, persons, devices = sessions.kind.tolist(), sessions.person.tolist(), sessions.device.tolist()
+    signed_in, starts = sessions.signed_in.tolist(), sessions.start_ms.tolist()
+    agents = np.where(
+        real, (people.web_agent[sessions.person] + sessions.device) % len(vocab.WEB_USER_AGENTS), 0
+    ).tolist()
+    zones = people.timezone[sessions.person].tolist()
+    devices_seen = bytearray(state.devices_seen.tobytes())
+    user_seen = bytearray(state.web_user_seen.astype(np.uint8).tobytes())
 
     for s in range(n):
-        kind, person = int(sessions.kind[s]), int(sessions.person[s])
-        device = int(sessions.device[s])
+        kind, person, device = kinds[s], persons[s], devices[s]
         if kind == BOT:
             agent = vocab.BOT_USER_AGENTS[s % len(vocab.BOT_USER_AGENTS)]
             timezone = None
         else:
-            agent = vocab.WEB_USER_AGENTS[
-                (int(people.web_agent[person]) + device) % len(vocab.WEB_USER_AGENTS)
-            ]
-            timezone = TIMEZONES[people.timezone[person]]
-        user_id = str(person + FIRST_CUSTOMER_ID) if sessions.signed_in[s] else None
+            agent = vocab.WEB_USER_AGENTS[agents[s]]
+            timezone = TIMEZONES[zones[s]]
+        user_id = str(person + FIRST_CUSTOMER_ID) if signed_in[s] else None
         anonymous_id = anonymous_ids[s]
         steps = _session_steps(rng, population, sessions, s, orders, kind, state.product_price_cents)
-        identify = bool(sessions.signed_in[s]) and (
+        identify = signed_in[s] and (
             kind == REGISTER
-            or not state.web_user_seen[person]
-            or not (state.devices_seen[person] >> device) & 1
+            or not user_seen[person]
+            or not (devices_seen[person] >> device) & 1
             or writer.uniform() < 0.15
         )
         if kind != BOT:
-            state.devices_seen[person] |= np.uint8(1 << device)
+            devices_seen[person] |= 1 << device
         if identify:
             if kind == REGISTER:
                 steps.insert(0, ("page", "/account/register", "Create account"))
             steps.insert(1 if kind == REGISTER else 0, ("identify",))
             steps.insert(2 if kind == REGISTER else 1, ("track", "Signed In", {}))
-            state.web_user_seen[person] = True
-        step_gaps = [int(gaps[s, k % 4]) if kind != BOT else 500 + int(writer.uniform() * 2_500)
+            user_seen[person] = 1
+        session_gaps = gaps[s]
+        step_gaps = [session_gaps[k % 4] if kind != BOT else 500 + int(writer.uniform() * 2_500)
                      for k in range(len(steps))]  # fmt: skip
-        ms = int(sessions.start_ms[s])
+        ms = starts[s]
         if kind == PURCHASE:  # the session ends with "Order Completed" at the order's moment
             ms = max(ms - sum(step_gaps[:-1]), day.start_ms)
         referrer = vocab.REFERRERS[s % len(vocab.REFERRERS)] if kind != BOT else ""
@@ -280,6 +286,8 @@ def web_day(seed: int, population: Population, state: WorldState, day: Day, orde
             first = False
             ms += step_gaps[k]
     writer.flush()
+    state.devices_seen[:] = np.frombuffer(devices_seen, dtype=np.uint8)
+    state.web_user_seen[:] = np.frombuffer(user_seen, dtype=np.uint8).astype(bool)
     return out
 
 
@@ -300,7 +308,7 @@ def _session_steps(
         for item in range(int(orders.item_start[order]), int(orders.item_start[order + 1])):
             product = int(orders.item_product[item])
             props = _product_properties(population, product, orders.item_unit_cents[item])
-            steps.append(("page", f"/products/{catalogue.skus[product].lower()}", catalogue.names[product]))
+            steps.append(("page", catalogue.paths[product], catalogue.names[product]))
             steps.append(("track", "Product Viewed", props))
             steps.append(("track", "Product Added", {**props, "quantity": int(orders.item_quantity[item])}))
         total = round(int(orders.total_cents[order]) / 100, 2)
@@ -318,7 +326,7 @@ def _session_steps(
     for _ in range(int(sessions.pages[s])):
         if rng.random() < 0.6:
             product = int(rng.integers(0, len(catalogue.product_ids)))
-            steps.append(("page", f"/products/{catalogue.skus[product].lower()}", catalogue.names[product]))
+            steps.append(("page", catalogue.paths[product], catalogue.names[product]))
             if kind != BOT and rng.random() < 0.8:
                 price = prices[product]
                 steps.append(("track", "Product Viewed", _product_properties(population, product, price)))
