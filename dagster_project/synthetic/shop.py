@@ -106,6 +106,16 @@ class Catalogue:
         """The product pages' URL paths."""
         return [f"/products/{sku.lower()}" for sku in self.skus]
 
+    @cached_property
+    def texts(self) -> list[tuple[str, str, str]]:
+        """(product_id, sku, category) of each product as text."""
+        return [
+            (str(product_id), sku, vocab.CATEGORIES[category])
+            for product_id, sku, category in zip(
+                self.product_ids.tolist(), self.skus, self.categories.tolist(), strict=True
+            )
+        ]
+
     def category(self, product_index: int) -> str:
         return vocab.CATEGORIES[self.categories[product_index]]
 

@@ -225,6 +225,7 @@ def web_day(seed: int, population: Population, state: WorldState, day: Day, orde
     ).tolist()
     zones = people.timezone[sessions.person].tolist()
     devices_seen = bytearray(state.devices_seen.tobytes())
+    prices = state.product_price_cents.tolist()
     user_seen = bytearray(state.web_user_seen.astype(np.uint8).tobytes())
 
     for s in range(n):
@@ -237,7 +238,7 @@ def web_day(seed: int, population: Population, state: WorldState, day: Day, orde
             timezone = TIMEZONES[zones[s]]
         user_id = str(person + FIRST_CUSTOMER_ID) if signed_in[s] else None
         anonymous_id = anonymous_ids[s]
-        steps = _session_steps(rng, population, sessions, s, orders, kind, state.product_price_cents)
+        steps = _session_steps(rng, population, sessions, s, orders, kind, prices)
         identify = signed_in[s] and (
             kind == REGISTER
             or not user_seen[person]
@@ -298,7 +299,7 @@ def _session_steps(
     s: int,
     orders: OrderBatch,
     kind: int,
-    prices: np.ndarray,
+    prices: list[int],
 ) -> list[tuple]:
     catalogue = population.catalogue
     steps: list[tuple] = []
@@ -339,10 +340,10 @@ def _session_steps(
 
 
 def _product_properties(population: Population, product: int, cents) -> dict:
-    catalogue = population.catalogue
+    product_id, sku, category = population.catalogue.texts[product]
     return {
-        "product_id": str(int(catalogue.product_ids[product])),
-        "sku": catalogue.skus[product],
-        "category": catalogue.category(product),
+        "product_id": product_id,
+        "sku": sku,
+        "category": category,
         "price": None if cents is None else round(int(cents) / 100, 2),
     }
