@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
-from dagster_project.synthetic import randomness
+from dagster_project.synthetic import pieces, randomness
 from dagster_project.synthetic.clock import DAY_MS, utc_offsets_ms
 from dagster_project.synthetic.shop import Catalogue
 from dagster_project.synthetic.traits import TIMEZONES, People
@@ -50,6 +51,21 @@ class Population:
     def of(cls, people: People, catalogue: Catalogue) -> Population:
         everyone = np.arange(people.size)
         return cls(people, catalogue, people.canonical_emails(everyone), people.esp_profile_ids(everyone))
+
+    @cached_property
+    def esp_id_bytes(self) -> np.ndarray:
+        return np.array(self.esp_ids, dtype="S")
+
+    @cached_property
+    def esp_email_json(self) -> np.ndarray:
+        """Each person's email as the ESP holds it (a few with upper-case parts), as a JSON string."""
+        texts = []
+        for email, upper in zip(self.emails, self.people.esp_email_upper.tolist(), strict=True):
+            if upper:
+                local, domain = email.split("@")
+                email = f"{local.capitalize()}@{domain.upper()}"
+            texts.append(email)
+        return pieces.json_strings(texts)
 
     def ips(self, persons: np.ndarray, salt: int = 0) -> list[str]:
         """A stable home IP per person (and per salt: device or network)."""

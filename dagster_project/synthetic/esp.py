@@ -8,11 +8,12 @@ machine open 1-10 s after every delivery instead, which carries no signal.
 from __future__ import annotations
 
 import numpy as np
+import orjson
 
-from dagster_project.synthetic import randomness, vocab
-from dagster_project.synthetic.clock import DAY_MS, HOUR_MS, hour_of_week, iso
+from dagster_project.synthetic import pieces, randomness, vocab
+from dagster_project.synthetic.clock import DAY_MS, HOUR_MS, hour_of_week
 from dagster_project.synthetic.context import Day, Population
-from dagster_project.synthetic.files import DayEvents, json_line
+from dagster_project.synthetic.files import DayEvents
 from dagster_project.synthetic.state import (
     SUPPRESSED_BOUNCE,
     SUPPRESSED_COMPLAINT,
@@ -157,54 +158,81 @@ def esp_day(seed: int, population: Population, state: WorldState, day: Day) -> D
     arrival[late] = (cols["ms"][late] // DAY_MS + 1) * DAY_MS + rng.integers(0, 6 * HOUR_MS, int(late.sum()))
     duplicate = rng.random(n) < DUPLICATE_RATE
     duplicate_arrival = arrival + rng.integers(1_000, 2 * HOUR_MS, n)
-    file_day = day.file_days(arrival).tolist()
-    duplicate_file_day = day.file_days(duplicate_arrival).tolist()
-    engaged = np.flatnonzero(np.isin(cols["kind"], (OPEN, CLICK)))
-    ips = dict(zip(engaged.tolist(), population.ips(cols["person"][engaged]), strict=True))
-    stamps = iso(cols["ms"])
-    people = population.people
-    persons = cols["person"].tolist()
-    campaign_ids = [campaign_id for campaign_id, _ in campaigns]
-    campaign_numbers = [int(campaign_id.split("-")[1]) for campaign_id in campaign_ids]
-    link = rng.integers(0, len(vocab.EMAIL_LINKS), n).tolist()
-    for i, (kind, p, campaign, agent) in enumerate(
-        zip(cols["kind"].tolist(), persons, cols["campaign"].tolist(), cols["agent"].tolist(), strict=True)
-    ):
-        email = population.emails[p]
-        if people.esp_email_upper[p]:
-            local, domain = email.split("@")
-            email = f"{local.capitalize()}@{domain.upper()}"
-        record = {
-            "event_id": f"evt-{day.index:05d}-{i:08d}",
-            "event_type": EVENT_TYPES[kind],
-            "profile_id": population.esp_ids[p],
-            "email": email,
-            "campaign_id": campaign_ids[campaign],
-            "message_id": f"msg-{campaign_numbers[campaign]:05d}-{p:08d}",
-            "timestamp": stamps[i],
-        }
-        if kind in (OPEN, CLICK):
-            if agent == -1 - PROXY_APPLE:
-                record["user_agent"], record["ip"] = (
-                    vocab.APPLE_PROXY_USER_AGENT,
-                    f"17.58.{p >> 8 & 255}.{p & 255}",
-                )
-            elif agent == -1 - PROXY_GOOGLE:
-                record["user_agent"], record["ip"] = (
-                    vocab.GOOGLE_PROXY_USER_AGENT,
-                    f"66.102.{p >> 8 & 255}.{p & 255}",
-                )
-            else:
-                record["user_agent"], record["ip"] = vocab.MAIL_USER_AGENTS[agent], ips[i]
-        if kind == CLICK:
-            record["url"] = (
-                f"{vocab.SHOP_HOST}{vocab.EMAIL_LINKS[link[i]]}?utm_source=esp&utm_medium=email"
-                f"&utm_campaign={campaign_ids[campaign]}"
-            )
-        if kind == BOUNCE:
-            record["bounce_type"] = "hard" if agent == 1 else "soft"
-        line = json_line(record)
-        out.add(file_day[i], int(arrival[i]), line)
-        if duplicate[i]:
-            out.add(duplicate_file_day[i], int(duplicate_arrival[i]), line)
+    link = rng.integers(0, len(vocab.EMAIL_LINKS), n)
+    lines = _lines(population, day, cols, [campaign_id for campaign_id, _ in campaigns], link)
+    # each line, then its duplicate if it has one (the order the events were drawn in)
+    row = np.repeat(np.arange(n), 1 + duplicate)
+    again = np.r_[False, row[1:] == row[:-1]]
+    out.file_day = day.file_days(np.where(again, duplicate_arrival[row], arrival[row])).tolist()
+    out.arrival_ms = np.where(again, duplicate_arrival[row], arrival[row]).tolist()
+    out.lines = [lines[i] for i in row.tolist()]
     return out
+
+
+def _lines(
+    population: Population, day: Day, cols: dict[str, np.ndarray], campaign_ids: list[str], link: np.ndarray
+) -> list[bytes]:
+    """The events' JSON lines, keys in this order: event_id, event_type, profile_id, email, campaign_id,
+    message_id, timestamp, then user_agent and ip (opens, clicks), url (clicks), bounce_type (bounces)."""
+    kind, person, campaign, agent = cols["kind"], cols["person"], cols["campaign"], cols["agent"]
+    n = len(kind)
+    engaged = np.isin(kind, (OPEN, CLICK))
+    agents = len(vocab.MAIL_USER_AGENTS)
+    apple, google = agent == -1 - PROXY_APPLE, agent == -1 - PROXY_GOOGLE
+    agent_slot = np.where(apple, agents, np.where(google, agents + 1, agent))
+    agent_texts = (*vocab.MAIL_USER_AGENTS, vocab.APPLE_PROXY_USER_AGENT, vocab.GOOGLE_PROXY_USER_AGENT)
+    user_agent = pieces.table(
+        [b',"user_agent":' + orjson.dumps(text) + b',"ip":"' for text in agent_texts] + [b""]
+    )[np.where(engaged, agent_slot, len(agent_texts))]
+    ip = np.zeros(n, dtype="S15")
+    rows = np.flatnonzero(engaged)
+    host_ips = population.ips(person[rows])
+    ip[rows] = [
+        f"17.58.{p >> 8 & 255}.{p & 255}" if slot == agents
+        else f"66.102.{p >> 8 & 255}.{p & 255}" if slot == agents + 1
+        else host_ips[k]
+        for k, (p, slot) in enumerate(zip(person[rows].tolist(), agent_slot[rows].tolist(), strict=True))
+    ]  # fmt: skip
+    urls = [
+        b',"url":'
+        + orjson.dumps(f"{vocab.SHOP_HOST}{path}?utm_source=esp&utm_medium=email&utm_campaign={campaign_id}")
+        for campaign_id in campaign_ids
+        for path in vocab.EMAIL_LINKS
+    ]
+    url = pieces.table([*urls, b""])[
+        np.where(kind == CLICK, campaign * len(vocab.EMAIL_LINKS) + link, len(urls))
+    ]
+    bounce = pieces.table([b',"bounce_type":"soft"', b',"bounce_type":"hard"', b""])[
+        np.where(kind == BOUNCE, agent == 1, 2)
+    ]
+    campaign_piece = pieces.table(
+        [
+            f',"campaign_id":"{campaign_id}","message_id":"msg-{int(campaign_id.split("-")[1]):05d}-'.encode()
+            for campaign_id in campaign_ids
+        ]
+    )[campaign]
+    event_type = pieces.table([f'","event_type":"{name}","profile_id":"'.encode() for name in EVENT_TYPES])[
+        kind
+    ]
+    stamps = np.datetime_as_string(cols["ms"].astype("datetime64[ms]"), unit="ms").astype("S23")
+    return pieces.join(
+        [
+            pieces.constant(f'{{"event_id":"evt-{day.index:05d}-'.encode(), n),
+            pieces.digits(np.arange(n), 8),
+            event_type,
+            population.esp_id_bytes[person],
+            pieces.constant(b'","email":', n),
+            population.esp_email_json[person],
+            campaign_piece,
+            pieces.digits(person, 8),
+            pieces.constant(b'","timestamp":"', n),
+            stamps,
+            pieces.constant(b'+00:00"', n),
+            user_agent,
+            ip,
+            np.where(engaged, b'"', b""),
+            url,
+            bounce,
+            pieces.constant(b"}", n),
+        ]
+    )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -46,31 +48,46 @@ def write_people(population: Population, state: WorldState, folder: Path) -> int
         for owner, anonymous_id in zip(owners.tolist(), ids_of_device, strict=True):
             anonymous.setdefault(owner, []).append(anonymous_id)
     everyone = np.arange(people.size)
-    ids = person_ids(everyone)
-    customer_ids = people.customer_ids(everyone).tolist()
+    customer_ids = list(map(str, people.customer_ids(everyone).tolist()))
+    archetypes = np.array([*ARCHETYPES, TEST_ACCOUNT], dtype=object)
+    columns = (
+        person_ids(everyone),
+        archetypes[np.minimum(people.archetype, len(ARCHETYPES))].tolist(),
+        np.array(TIMEZONES, dtype=object)[people.timezone].tolist(),
+        list(map(str, people.preferred_how.tolist())),
+        population.emails,
+        _where(state.customer_written, customer_ids),
+        [";".join(contacts[p]) if p in contacts else "" for p in range(people.size)],
+        _where(state.esp_seen, population.esp_ids),
+        _where(state.web_user_seen, customer_ids),
+        [";".join(anonymous[p]) if p in anonymous else "" for p in range(people.size)],
+        np.where(everyone >= people.customers, "true", "false").tolist(),
+    )
     tmp = folder / "people.csv.tmp"
     with tmp.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(PEOPLE_COLUMNS)
-        for p in range(people.size):
-            arche = int(people.archetype[p])
-            writer.writerow(
-                (
-                    ids[p],
-                    ARCHETYPES[arche] if arche < len(ARCHETYPES) else TEST_ACCOUNT,
-                    TIMEZONES[people.timezone[p]],
-                    int(people.preferred_how[p]),
-                    population.emails[p],
-                    customer_ids[p] if state.customer_written[p] else "",
-                    ";".join(contacts.get(p, [])),
-                    population.esp_ids[p] if state.esp_seen[p] else "",
-                    str(customer_ids[p]) if state.web_user_seen[p] else "",
-                    ";".join(anonymous.get(p, [])),
-                    "true" if p >= people.customers else "false",
-                )
-            )
+        lines = list(map(",".join, zip(*columns, strict=True)))
+        commas = len(columns) - 1
+        for p, line in enumerate(lines):
+            if line.count(",") != commas or _NEEDS_QUOTES.search(line):  # a field csv would quote
+                lines[p] = _csv_line([column[p] for column in columns])
+        handle.writelines(f"{line}\r\n" for line in lines)
     tmp.replace(folder / "people.csv")
     return people.size
+
+
+_NEEDS_QUOTES = re.compile(r'["\r\n]')
+
+
+def _where(mask: np.ndarray, values: list[str]) -> list[str]:
+    return [value if seen else "" for value, seen in zip(values, mask.tolist(), strict=True)]
+
+
+def _csv_line(fields: list[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(fields)
+    return buffer.getvalue()[:-2]
 
 
 def write_world(meta: dict, folder: Path) -> None:

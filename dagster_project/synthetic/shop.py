@@ -6,15 +6,15 @@ the way an application database changes under an incremental extractor.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 import psycopg
 
-from dagster_project.synthetic import vocab
-from dagster_project.synthetic.clock import DAY_MS, HOUR_MS, iso
+from dagster_project.synthetic import binary_copy, vocab
+from dagster_project.synthetic.clock import DAY_MS, HOUR_MS
 from dagster_project.synthetic.state import WorldState
 from dagster_project.synthetic.traits import (
     COUNTRY_CODES,
@@ -28,31 +28,39 @@ from dagster_project.synthetic.traits import (
 
 PRODUCTS = 300
 CURRENCY = "USD"
-STATUS_COMPLETED, STATUS_CANCELLED, STATUS_REFUNDED = "completed", "cancelled", "refunded"
+STATUSES = ("completed", "cancelled", "refunded")
+COMPLETED, CANCELLED, REFUNDED = range(3)
 
 DDL = """
 drop schema if exists shop cascade;
 create schema shop;
 create table shop.customers (
-    customer_id bigint primary key, email text, first_name text, last_name text, phone text,
+    customer_id bigint not null, email text, first_name text, last_name text, phone text,
     accepts_marketing boolean, created_at timestamptz not null, updated_at timestamptz not null);
 create table shop.products (
-    product_id bigint primary key, sku text not null, name text not null, category text not null,
+    product_id bigint not null, sku text not null, name text not null, category text not null,
     price numeric(10,2) not null, created_at timestamptz not null, updated_at timestamptz not null);
 create table shop.orders (
-    order_id bigint primary key, customer_id bigint not null, status text not null
+    order_id bigint not null, customer_id bigint not null, status text not null
         check (status in ('completed', 'cancelled', 'refunded')),
     order_total numeric(12,2) not null, currency text not null, ordered_at timestamptz not null,
     created_at timestamptz not null, updated_at timestamptz not null);
 create table shop.order_items (
-    order_item_id bigint primary key, order_id bigint not null, product_id bigint not null,
+    order_item_id bigint not null, order_id bigint not null, product_id bigint not null,
     quantity int not null, unit_price numeric(10,2) not null, created_at timestamptz not null,
     updated_at timestamptz not null);
+"""
+KEYS_DDL = """
+alter table shop.customers add primary key (customer_id);
+alter table shop.products add primary key (product_id);
+alter table shop.orders add primary key (order_id);
+alter table shop.order_items add primary key (order_item_id);
 create index on shop.customers (updated_at);
 create index on shop.products (updated_at);
 create index on shop.orders (updated_at);
 create index on shop.order_items (updated_at);
 """
+"""Keys and indexes, added once the history is loaded (building them after a bulk load is faster)."""
 CUSTOMER_COLUMNS = (
     "customer_id",
     "email",
@@ -93,6 +101,21 @@ class Catalogue:
     skus: list[str]
     created_ms: np.ndarray
 
+    @cached_property
+    def paths(self) -> list[str]:
+        """The product pages' URL paths."""
+        return [f"/products/{sku.lower()}" for sku in self.skus]
+
+    @cached_property
+    def texts(self) -> list[tuple[str, str, str]]:
+        """(product_id, sku, category) of each product as text."""
+        return [
+            (str(product_id), sku, vocab.CATEGORIES[category])
+            for product_id, sku, category in zip(
+                self.product_ids.tolist(), self.skus, self.categories.tolist(), strict=True
+            )
+        ]
+
     def category(self, product_index: int) -> str:
         return vocab.CATEGORIES[self.categories[product_index]]
 
@@ -112,23 +135,53 @@ def build_catalogue(rng: np.random.Generator, start_ms: int) -> tuple[Catalogue,
     return catalogue, np.maximum(prices, 199)
 
 
-def product_rows(catalogue: Catalogue, state: WorldState, indices: np.ndarray) -> Iterable[tuple]:
-    created = iso(catalogue.created_ms[indices])
-    updated = iso(state.product_updated_ms[indices])
-    for k, i in enumerate(indices.tolist()):
-        yield (
-            int(catalogue.product_ids[i]),
-            catalogue.skus[i],
-            catalogue.names[i],
-            catalogue.category(i),
-            _money(int(state.product_price_cents[i])),
-            created[k],
-            updated[k],
-        )
+def product_rows(catalogue: Catalogue, state: WorldState, indices: np.ndarray) -> Columns:
+    return [
+        _integers(catalogue.product_ids[indices]),
+        _text([catalogue.skus[i] for i in indices.tolist()]),
+        _text([catalogue.names[i] for i in indices.tolist()]),
+        _text([catalogue.category(i) for i in indices.tolist()]),
+        _money(state.product_price_cents[indices]),
+        _timestamps(catalogue.created_ms[indices]),
+        _timestamps(state.product_updated_ms[indices]),
+    ]
 
 
-def _money(cents: int) -> str:
-    return f"{cents // 100}.{cents % 100:02d}"
+# --- COPY text: rows are built column-wise (numpy and C-level joins), not cell by cell -------------
+
+Columns = list[list[str]]
+"""Rows as one list of COPY-text cells per column (NULL as \\N)."""
+_CENTS = [f"{c:02d}" for c in range(100)]
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _integers(values: np.ndarray) -> list[str]:
+    return list(map(str, np.asarray(values).tolist()))
+
+
+def _money(cents: np.ndarray) -> list[str]:
+    cents = np.asarray(cents, dtype=np.int64)
+    return [
+        f"{whole}.{_CENTS[rest]}"
+        for whole, rest in zip((cents // 100).tolist(), (cents % 100).tolist(), strict=True)
+    ]
+
+
+def _timestamps(ms: np.ndarray) -> list[str]:
+    # the same moments as clock.iso, written with "Z" (which Postgres reads as +00:00)
+    text = np.datetime_as_string(
+        np.asarray(ms, dtype=np.int64).astype("datetime64[ms]"), unit="ms", timezone="UTC"
+    )
+    return text.tolist()
+
+
+def _booleans(values: np.ndarray) -> list[str]:
+    return np.where(np.asarray(values, dtype=bool), "t", "f").tolist()
+
+
+def _text(values: Sequence[str | None]) -> list[str]:
+    """Free text escaped for COPY's text format; None becomes NULL."""
+    return [r"\N" if v is None else v.translate(_ESCAPES) for v in values]
 
 
 def shop_email(people: People, person: int, canonical: str) -> str:
@@ -163,28 +216,27 @@ def shop_phone(people: People, person: int, version: int) -> str | None:
     return f"+{code} {digits}"
 
 
-def customer_rows(
-    people: People, state: WorldState, persons: np.ndarray, emails: Sequence[str]
-) -> Iterable[tuple]:
-    created = iso(people.registered_ms[persons])
-    updated = iso(state.customer_updated_ms[persons])
-    ids = people.customer_ids(persons).tolist()
+def customer_rows(people: People, state: WorldState, persons: np.ndarray, emails: Sequence[str]) -> Columns:
+    firsts, lasts, shop_emails, phones = [], [], [], []
     for k, p in enumerate(persons.tolist()):
         if p >= people.customers:
-            first, last = "Test", ("User", "Account", "QA")[p % 3]
+            firsts.append("Test")
+            lasts.append(("User", "Account", "QA")[p % 3])
         else:
-            first = vocab.FIRST_NAMES[people.first_name[p]]
-            last = last_name_text(people, p, int(state.customer_name_version[p]))
-        yield (
-            ids[k],
-            shop_email(people, p, emails[k]),
-            first,
-            last,
-            shop_phone(people, p, int(state.customer_phone_version[p])),
-            bool(state.accepts_marketing[p]),
-            created[k],
-            updated[k],
-        )
+            firsts.append(vocab.FIRST_NAMES[people.first_name[p]])
+            lasts.append(last_name_text(people, p, int(state.customer_name_version[p])))
+        shop_emails.append(shop_email(people, p, emails[k]))
+        phones.append(shop_phone(people, p, int(state.customer_phone_version[p])))
+    return [
+        _integers(people.customer_ids(persons)),
+        _text(shop_emails),
+        _text(firsts),
+        _text(lasts),
+        _text(phones),
+        _booleans(state.accepts_marketing[persons]),
+        _timestamps(people.registered_ms[persons]),
+        _timestamps(state.customer_updated_ms[persons]),
+    ]
 
 
 @dataclass
@@ -192,7 +244,7 @@ class OrderBatch:
     order_ids: np.ndarray
     persons: np.ndarray
     ordered_ms: np.ndarray
-    status: list[str]
+    status: np.ndarray  # index into STATUSES
     updated_ms: np.ndarray
     total_cents: np.ndarray
     item_ids: np.ndarray
@@ -209,35 +261,32 @@ class OrderBatch:
         """Items of order k are item_start[k] .. item_start[k + 1] - 1 (items are grouped by order)."""
         return np.searchsorted(self.item_order, np.arange(len(self.order_ids) + 1))
 
-    def order_rows(self, people: People) -> Iterable[tuple]:
-        ordered = iso(self.ordered_ms)
-        updated = iso(self.updated_ms)
-        customers = people.customer_ids(self.persons).tolist()
-        for k, order_id in enumerate(self.order_ids.tolist()):
-            yield (
-                order_id,
-                customers[k],
-                self.status[k],
-                _money(int(self.total_cents[k])),
-                CURRENCY,
-                ordered[k],
-                ordered[k],
-                updated[k],
-            )
+    def order_rows(self, people: People) -> list[binary_copy.Cells]:
+        """Binary COPY cells for ORDER_COLUMNS."""
+        ordered = binary_copy.timestamptz(self.ordered_ms)
+        return [
+            binary_copy.int8(self.order_ids),
+            binary_copy.int8(people.customer_ids(self.persons)),
+            binary_copy.text_choice(self.status, STATUSES),
+            binary_copy.money(self.total_cents),
+            binary_copy.text_choice(np.zeros(len(self), np.int64), (CURRENCY,)),
+            ordered,
+            ordered,
+            binary_copy.timestamptz(self.updated_ms),
+        ]
 
-    def item_rows(self, catalogue: Catalogue) -> Iterable[tuple]:
-        created = iso(self.ordered_ms[self.item_order])
-        for k, item_id in enumerate(self.item_ids.tolist()):
-            order = self.item_order[k]
-            yield (
-                item_id,
-                int(self.order_ids[order]),
-                int(catalogue.product_ids[self.item_product[k]]),
-                int(self.item_quantity[k]),
-                _money(int(self.item_unit_cents[k])),
-                created[k],
-                created[k],
-            )
+    def item_rows(self, catalogue: Catalogue) -> list[binary_copy.Cells]:
+        """Binary COPY cells for ITEM_COLUMNS."""
+        created = binary_copy.timestamptz(self.ordered_ms[self.item_order])
+        return [
+            binary_copy.int8(self.item_ids),
+            binary_copy.int8(self.order_ids[self.item_order]),
+            binary_copy.int8(catalogue.product_ids[self.item_product]),
+            binary_copy.int4(self.item_quantity),
+            binary_copy.money(self.item_unit_cents),
+            created,
+            created,
+        ]
 
 
 def make_orders(
@@ -277,9 +326,9 @@ def make_orders(
     updated_ms = ordered_ms.copy()
     cancel_ms = np.minimum(ordered_ms + rng.integers(300_000, HOUR_MS, n), written_until_ms - 1)
     updated_ms[cancelled] = cancel_ms[cancelled]
-    status = np.where(cancelled, STATUS_CANCELLED, STATUS_COMPLETED).astype(object)
+    status = np.where(cancelled, CANCELLED, COMPLETED).astype(np.int8)
     refund_now = refunded & (refund_ms < written_until_ms)
-    status[refund_now] = STATUS_REFUNDED
+    status[refund_now] = REFUNDED
     updated_ms[refund_now] = refund_ms[refund_now]
     later = refunded & ~refund_now
     state.refund_order_ids = np.concatenate([state.refund_order_ids, order_ids[later]])
@@ -292,7 +341,7 @@ def make_orders(
         order_ids,
         persons,
         ordered_ms,
-        status.tolist(),
+        status,
         updated_ms,
         total_cents,
         item_ids,
@@ -363,21 +412,33 @@ def due_refunds(state: WorldState, day_start: int) -> tuple[np.ndarray, np.ndarr
 
 
 def reset_schema(conn: psycopg.Connection) -> None:
+    """Empty tables without keys: `add_keys` follows the bulk load of the history."""
     conn.execute(DDL)
 
 
-def copy_rows(conn: psycopg.Connection, table: str, columns: Sequence[str], rows: Iterable[tuple]) -> int:
-    count = 0
+def add_keys(conn: psycopg.Connection) -> None:
+    conn.execute(KEYS_DDL)
+
+
+COPY_BATCH = 20_000  # rows per write
+
+
+def copy_rows(conn: psycopg.Connection, table: str, columns: Sequence[str], rows: Columns) -> int:
+    """COPY column-wise text rows into `table`, a batch of rows per write."""
+    count = len(rows[0]) if rows else 0
     with conn.cursor() as cur, cur.copy(f"copy {table} ({', '.join(columns)}) from stdin") as copy:
-        for row in rows:
-            copy.write_row(row)
-            count += 1
+        for first in range(0, count, COPY_BATCH):
+            batch = zip(*(column[first : first + COPY_BATCH] for column in rows), strict=True)
+            copy.write("".join([f"{line}\n" for line in map("\t".join, batch)]).encode())
     return count
 
 
-def upsert_rows(
-    conn: psycopg.Connection, table: str, key: str, columns: Sequence[str], rows: Iterable[tuple]
-) -> int:
+def copy_orders(conn: psycopg.Connection, orders: OrderBatch, catalogue: Catalogue, people: People) -> None:
+    binary_copy.copy(conn, "shop.orders", ORDER_COLUMNS, orders.order_rows(people))
+    binary_copy.copy(conn, "shop.order_items", ITEM_COLUMNS, orders.item_rows(catalogue))
+
+
+def upsert_rows(conn: psycopg.Connection, table: str, key: str, columns: Sequence[str], rows: Columns) -> int:
     """Insert or update rows by primary key (staged through a temporary table and COPY)."""
     stage = f"stage_{table.split('.')[-1]}"
     conn.execute(f"create temp table if not exists {stage} (like {table}) on commit drop")
@@ -398,9 +459,7 @@ def apply_refunds(conn: psycopg.Connection, order_ids: np.ndarray, at_ms: np.nda
         "create temp table if not exists stage_refunds (order_id bigint, updated_at timestamptz) "
         "on commit drop"
     )
-    copy_rows(
-        conn, "stage_refunds", ("order_id", "updated_at"), zip(order_ids.tolist(), iso(at_ms), strict=True)
-    )
+    copy_rows(conn, "stage_refunds", ("order_id", "updated_at"), [_integers(order_ids), _timestamps(at_ms)])
     conn.execute(
         "update shop.orders o set status = 'refunded', updated_at = r.updated_at "
         "from stage_refunds r where o.order_id = r.order_id"

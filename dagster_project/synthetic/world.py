@@ -204,15 +204,13 @@ def _fresh(config: WorldConfig, paths: Paths, start: dt.date, progress) -> dict:
             shop.customer_rows(people, state, before, [population.emails[p] for p in before.tolist()]),
         )
         for history in shop.history_orders(rng, people, state):
-            rows["shop_orders"] += shop.copy_rows(
-                conn, "shop.orders", shop.ORDER_COLUMNS, history.order_rows(people)
-            )
-            rows["shop_order_items"] += shop.copy_rows(
-                conn, "shop.order_items", shop.ITEM_COLUMNS, history.item_rows(population.catalogue)
-            )
+            shop.copy_orders(conn, history, population.catalogue, people)
+            rows["shop_orders"] += len(history)
+            rows["shop_order_items"] += len(history.item_ids)
             if people.size > shop.HISTORY_CHUNK:
                 _say(progress, f"shop history: {rows['shop_orders']} orders so far "
                                f"({time.perf_counter() - began:.1f}s)")  # fmt: skip
+        shop.add_keys(conn)
         conn.commit()
         _say(
             progress,
@@ -404,8 +402,7 @@ def _shop_day(
     counts["shop_updates"] += len(changed)
 
     orders = shop.day_orders(rng, people, state, day.start_ms)
-    shop.copy_rows(conn, "shop.orders", shop.ORDER_COLUMNS, orders.order_rows(people))
-    shop.copy_rows(conn, "shop.order_items", shop.ITEM_COLUMNS, orders.item_rows(population.catalogue))
+    shop.copy_orders(conn, orders, population.catalogue, people)
     counts["shop_orders"] = len(orders)
     refund_ids, refund_ms = shop.due_refunds(state, day.start_ms)
     counts["shop_updates"] += shop.apply_refunds(conn, refund_ids, refund_ms)
