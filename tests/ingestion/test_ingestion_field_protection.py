@@ -94,9 +94,13 @@ def test_a_warehouse_loaded_before_field_encryption_is_converted_once(warehouse_
             "insert into raw.crm_contacts (contact_id, email, phone) values ('crm-1', ' Ann@Example.org', "
             "'(415) 555-0101'), ('crm-2', null, null)"
         )
-        conn.execute("create table raw.web_events (message_id text, traits jsonb, _file_date date not null)")
         conn.execute(
-            "insert into raw.web_events values ('w1', %s, '2025-01-02'), ('w2', '{}', '2025-01-02')",
+            "create table raw.web_events (message_id text, traits jsonb, _file_date date not null, "
+            "_loaded_at timestamptz not null default now())"
+        )
+        conn.execute(
+            "insert into raw.web_events (message_id, traits, _file_date) values ('w1', %s, '2025-01-02'), "
+            "('w2', '{}', '2025-01-02')",
             ('{"email": "web@x.io", "plan": "pro"}',),
         )
     with loaders.connect(warehouse_url) as conn:
