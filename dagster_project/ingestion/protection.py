@@ -88,7 +88,7 @@ def email_fields(protector: field_crypto.FieldProtector, raw: str | None) -> tup
     protected = protector.protect_email(raw)
     if protected.token is None:
         return None, None, None
-    email = protector.cipher.decrypt(protected.ciphertext) or ""
+    email = protected.value or ""
     facts = {
         "valid": protected.is_valid,
         "placeholder": protected.is_placeholder,
@@ -113,7 +113,7 @@ def phone_fields(protector: field_crypto.FieldProtector, raw: str | None) -> tup
     protected = protector.protect_phone(raw)
     if protected.token is None:
         return None, None, None
-    phone = protector.cipher.decrypt(protected.ciphertext) or ""
+    phone = protected.value or ""
     facts = {
         "placeholder_reason": protected.placeholder_reason,
         "international": protected.is_international,

@@ -283,6 +283,7 @@ class ProtectedEmail:
     has_at: bool
     without_at_token: str | None  # a valid email's token without its "@" (int_identity repairs)
     without_tld_token: str | None  # ... and without its top-level domain
+    value: str | None = field(repr=False)  # the normalised email, in memory only (facts derive from it)
 
 
 @dataclass(frozen=True)
@@ -293,6 +294,7 @@ class ProtectedPhone:
     is_international: bool  # written with its calling code ("+" or "00")
     national_token: str | None  # a bare 10-digit national number's token (completion by evidence)
     national_number_tokens: tuple[str, ...]  # an international number without 1, 2, 3 code digits
+    value: str | None = field(repr=False)  # the E.164 number, in memory only
 
 
 @dataclass(frozen=True)
@@ -316,6 +318,7 @@ class FieldProtector:
             has_at=email is not None and "@" in email,
             without_at_token=self.token(email.replace("@", "")) if valid and email else None,
             without_tld_token=self.token(re.sub(r"\.[a-z]{2,}\Z", "", email)) if valid and email else None,
+            value=email,
         )
 
     def protect_phone(self, raw: str | None) -> ProtectedPhone:
@@ -333,6 +336,7 @@ class FieldProtector:
                 if phone and international
                 else ()
             ),
+            value=phone,
         )
 
 
