@@ -1,8 +1,9 @@
 """The weekly full data-test run: every dbt test over every row.
 
-The daily `dbt build` tests only the rows it wrote in the big incremental models (var data_tests_new_rows,
-macro get_where_subquery); this job runs `dbt test --vars '{data_tests_full: true}'` so a bad old row is
-still found, within a week.
+The daily `dbt build` tests only the rows it wrote in the incremental models (var data_tests_new_rows,
+macro get_where_subquery; uniqueness tests read the rows sharing a key with them), and leaves out the
+whole-table balance assert_staging_quarantine_balances (enabled by var data_tests_full); this job runs
+`dbt test --vars '{data_tests_full: true}'` so a bad old row is still found, within a week.
 """
 
 import tempfile

@@ -55,7 +55,8 @@
         {{ key_column }}::text as source_key,
         quarantine_reason as reason,
         to_jsonb(checked) - 'quarantine_reason' - 'copy_number' as record,
-        _loaded_at
+        _loaded_at,
+        current_timestamp as _staged_at
 {%- endmacro %}
 
 {#- Incremental quarantine of an event table: rows loaded since the last build (same lookback as

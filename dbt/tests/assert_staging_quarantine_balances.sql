@@ -1,6 +1,9 @@
 {#- For every staged raw table: rows in raw (after dedupe by key) = staged + quarantined. Nothing is
     dropped silently between raw and staging (an order without ordered_at is staged with its
-    created_at/updated_at, so it counts as staged; only one with no time at all is quarantined). -#}
+    created_at/updated_at, so it counts as staged; only one with no time at all is quarantined).
+    A whole-table count of every raw row, so only the weekly full tests run it (var data_tests_full);
+    daily it holds by construction (one rule macro and one first-copy choice for staging and quarantine). -#}
+{{ config(enabled=var('data_tests_full', false)) }}
 with raw_counts as (
     select 'shop_orders' as source_table, count(*) as raw_rows from {{ source('shop', 'shop_orders') }}
     union all

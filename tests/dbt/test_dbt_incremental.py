@@ -12,6 +12,7 @@ import pytest
 from dbt_support import create_raw_tables, dbt_build, load_raw, new_database, query
 from sendwise_hand_world import PRODUCTS, _item, _order, load_phase, t
 
+from dagster_project.dbt.full_tests import FULL_TESTS_ARGS
 from dagster_project.dbt.project import run_dbt
 
 SNAPSHOT_TABLES = {
@@ -211,3 +212,41 @@ def test_fct_email_events_daily_tests_check_the_rows_the_build_wrote(incremental
     assert run_dbt(select, url, target_path=target, check=False).returncode == 0
     full = run_dbt((*select, "--vars", "{data_tests_full: true}"), url, target_path=target, check=False)
     assert full.returncode != 0 and "FAIL 1 accepted_values_fct_email_events_event_type" in full.stdout
+
+
+def failed_tests(completed) -> set[str]:
+    return {line.split(" FAIL ")[1].split()[1] for line in completed.stdout.splitlines() if " FAIL " in line}
+
+
+def test_a_bad_row_of_today_fails_the_daily_tests_and_the_weekly_tests_check_every_row(incremental_runs):
+    """Rows stamped after the test run started count as written by it (2999), rows stamped 2000 as old.
+    The daily tests find today's bad rows, among them a new row duplicating an old row's key; the weekly
+    full tests also find the old ones."""
+    url, target = incremental_runs["url"], incremental_runs["target"]
+    orders = "update marts.fct_orders set {} where order_id = (select {}(order_id) from marts.fct_orders)"
+    duplicate = "update {0} set _built_at = %s where ctid = (select max(ctid) from {0})"
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(orders.format("status = 'bogus', _built_at = '2000-01-01'", "min"))
+        cur.execute(orders.format("categories = 'a,,b', _built_at = '2999-01-01'", "max"))
+        for table, stamp in (("survivorship", "2999-01-01"), ("field_candidates", "2000-01-01")):
+            table = f"intermediate.int_customers__{table}"
+            cur.execute(f"insert into {table} select * from {table} limit 1")  # a copy of an old row
+            cur.execute(duplicate.format(table), (stamp,))
+    conn.close()
+    select = (
+        "test",
+        "--select",
+        "fct_orders",
+        "int_customers__survivorship",
+        "int_customers__field_candidates",
+    )
+    daily = failed_tests(run_dbt(select, url, target_path=target, check=False))
+    assert daily == {
+        "is_comma_list_fct_orders_categories",
+        "unique_combination_of_columns_int_customers__survivorship_customer_key__field",
+    }
+    weekly = failed_tests(run_dbt((*select, *FULL_TESTS_ARGS[1:]), url, target_path=target, check=False))
+    old_rows = sorted(weekly - daily)
+    assert daily < weekly and len(old_rows) == 2
+    assert old_rows[0].startswith("accepted_values_fct_orders_status")
+    assert old_rows[1].startswith("unique_combination_of_columns_int_customers__field_candidates")

@@ -114,7 +114,8 @@ final as (
         coalesce(order_lines.item_quantity, 0) as item_quantity,
         order_categories.categories,
         keyed_orders.updated_at,
-        order_lines.lines_updated_at
+        order_lines.lines_updated_at,
+        current_timestamp as _built_at  -- the build that wrote the row (the daily tests check these)
     from keyed_orders
     left join order_lines using (order_id)
     left join order_categories using (order_id)

@@ -101,7 +101,8 @@ final as (
             when candidates.field in ('email', 'phone')
                 then coalesce(checks.excluded_reason is null or checks.excluded_reason like 'over-merge%', false)
             else true
-        end as is_usable
+        end as is_usable,
+        current_timestamp as _built_at
     from candidates
     inner join record_keys using (record_type, record_id)
     left join checks

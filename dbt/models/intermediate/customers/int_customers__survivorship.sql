@@ -63,10 +63,14 @@ merged_values as (
     group by 1, 2, 3
 ),
 
-final as (
+surviving_values as (
     select * from single_values
     union all
     select * from merged_values
+),
+
+final as (
+    select *, current_timestamp as _built_at from surviving_values
 )
 
 select * from final

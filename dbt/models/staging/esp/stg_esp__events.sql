@@ -33,7 +33,8 @@ final as (
         url,
         lower(bounce_type) as bounce_type,
         _file_date,
-        _loaded_at
+        _loaded_at,
+        current_timestamp as _staged_at  -- the dbt run that staged the row (the daily tests check these)
     from checked
     where quarantine_reason is null
 )
