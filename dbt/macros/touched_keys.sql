@@ -79,3 +79,22 @@
     select 1
     {%- endif -%}
 {%- endmacro %}
+
+{#- Pre-hook of fct_web_sessions: the stored sessions of the visitors int_web__sessions re-sessionised
+    since the table's last build (sessions with events staged after its newest _built_at) go; the build
+    writes their sessions again. A table without _built_at (built before the stamp) is emptied. -#}
+{% macro drop_resessionised_visitors() -%}
+    {%- if is_incremental() -%}
+    {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list -%}
+    delete from {{ this }}
+    {%- if '_built_at' in columns %}
+    where coalesce('anonymous_id:' || anonymous_id, 'shop_customer_id:' || shop_customer_id) in (
+        select visitor
+        from {{ ref('int_web__sessions') }}
+        where last_staged_at > (select max(_built_at) from {{ this }})
+    )
+    {%- endif %}
+    {%- else -%}
+    select 1
+    {%- endif -%}
+{%- endmacro %}

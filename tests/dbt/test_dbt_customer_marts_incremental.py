@@ -2,6 +2,8 @@
 late event, a changed field, a suppression and its lifting, an as-of that moves every day) dim_customers
 and fct_customer_features equal a --full-refresh build of the same warehouse, while people the day did
 not touch keep the rows an earlier build wrote, and the day counts of the view follow the as-of anyway.
+The web sessions likewise (incremental by touched visitor): late page views of ben join two sessions,
+then move a session's start; the merge moves ben's or cat's sessions to the surviving key.
 
 A tiny world written for this test (the people below), loaded day by day into one warehouse built by
 `dbt build` without its tests; each day every customer model's rows are compared with what its
@@ -15,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from dbt_support import create_raw_tables, load_raw, new_database, query
-from sendwise_hand_world import _crm, _esp, _item, _order, _page, _shop, t
+from sendwise_hand_world import _crm, _esp, _identify, _item, _order, _page, _shop, t
 
 from dagster_project.dbt.project import run_dbt
 from dagster_project.privacy import identities, keys
@@ -29,6 +31,8 @@ MARTS = {
 COMPARED = MARTS | {
     "intermediate.int_customers__field_candidates": "customer_key, field, source, record_type, record_id",
     "intermediate.int_customers__survivorship": "customer_key, field",
+    "intermediate.int_web__sessions": "session_id",
+    "marts.fct_web_sessions": "session_id",
 }
 STAMPS = {"_built_at", "_as_of_at"}
 MUG = dict(
@@ -89,7 +93,13 @@ def day_1() -> dict[str, list[dict]]:
             _esp("e-3", "sent", "esp-26", "fay@mail.org", "m-26", t("2026-04-04")),
             _esp("e-4", "open", "esp-26", "fay@mail.org", "m-26", t("2026-04-04", "13:00:00")),
         ],
-        "web_events": [_page("w-1", VISITOR, None, AS_OF[0])],
+        "web_events": [
+            _page("w-1", VISITOR, None, AS_OF[0]),
+            _page("w-b1", None, "202", t("2026-04-28", "10:00:00")),  # ben: two sessions, 50 min apart
+            _page("w-b2", None, "202", t("2026-04-28", "10:50:00")),
+            _identify("w-c1", "a-cat", None, t("2026-04-27", "09:00:00"), "cat@mail.org"),
+            _page("w-a1", None, "201", t("2026-04-26")),  # ann
+        ],
     }
 
 
@@ -120,7 +130,10 @@ def day_3() -> dict[str, list[dict]]:
         "shop_customers": [
             _shop(201, "ann@mail.org", "Anne", "Archer", None, True, t("2026-01-10"), t("2026-05-05"))
         ],
-        "web_events": [_page("w-3", VISITOR, None, AS_OF[2])],
+        "web_events": [
+            _page("w-3", VISITOR, None, AS_OF[2]),
+            _page("w-b3", None, "202", t("2026-04-28", "10:25:00")),  # late: joins ben's two sessions
+        ],
     }
 
 
@@ -133,7 +146,8 @@ def day_4(url: str) -> None:
             "values (%s, 'suppress', 'pr_test')",
             (digest,),
         )
-    load_raw(url, "web_events", [_page("w-4", VISITOR, None, AS_OF[3])])
+    late = _page("w-b4", None, "202", t("2026-04-28", "09:45:00"))  # starts ben's session earlier
+    load_raw(url, "web_events", [_page("w-4", VISITOR, None, AS_OF[3]), late])
 
 
 def day_5(url: str) -> None:
@@ -297,3 +311,37 @@ def test_untouched_people_keep_their_rows_while_day_counts_follow_the_as_of(days
     assert [f["purchase_age_days"] for f in features] == [
         (a.date() - t("2025-06-02").date()).days for a in AS_OF
     ]
+
+
+def sessions_of(day: dict, column: str, value: str) -> list[dict]:
+    return [row for row in day["stamped"]["marts.fct_web_sessions"] if row[column] == value]
+
+
+def test_sessions_follow_late_events_merges_and_suppression(days: list[dict]):
+    """Every day fct_web_sessions equals its full refresh (the first test); here what the days did."""
+    ben = [
+        sorted(
+            (r["started_at"], r["ended_at"], r["page_views"])
+            for r in sessions_of(day, "shop_customer_id", "202")
+        )
+        for day in days
+    ]
+    ten, ten_50 = t("2026-04-28", "10:00:00"), t("2026-04-28", "10:50:00")
+    assert ben[0] == ben[1] == [(ten, ten, 1), (ten_50, ten_50, 1)]
+    assert ben[2] == [(ten, ten_50, 3)]  # the late 10:25 view joins them
+    assert ben[3] == ben[4] == [(t("2026-04-28", "09:45:00"), ten_50, 4)]
+    merged = days[1]["keys"]["ben"]
+    for day in days[1:]:
+        assert {r["customer_key"] for r in sessions_of(day, "shop_customer_id", "202")} == {merged}
+        assert {r["customer_key"] for r in sessions_of(day, "anonymous_id", "a-cat")} == {merged}
+    first_keys = {
+        row["customer_key"]
+        for row in sessions_of(days[0], "shop_customer_id", "202")
+        + sessions_of(days[0], "anonymous_id", "a-cat")
+    }
+    assert first_keys == {days[0]["keys"]["ben"], days[0]["keys"]["cat"]}  # one visitor's sessions moved
+    ann = [sessions_of(day, "shop_customer_id", "201") for day in days]
+    assert [len(rows) for rows in ann] == [1, 1, 1, 0, 1]  # suppressed on day 4, lifted on day 5
+    assert (
+        ann[0][0]["_built_at"] == ann[1][0]["_built_at"] == ann[2][0]["_built_at"] != ann[4][0]["_built_at"]
+    )
