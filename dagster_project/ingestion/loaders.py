@@ -154,6 +154,7 @@ def raw_ddl() -> list[sql.Composable]:
                 primary_key=table.primary_key,
             )
         )
+        statements.append(_raw_index(table.stream))  # int_customers__touched_keys reads the new rows
     statements.append(
         _create_table(
             "crm_contacts",
@@ -187,14 +188,14 @@ def raw_ddl() -> list[sql.Composable]:
             )
         )
         for column in ("_file_date", "_loaded_at"):  # the staging and the daily quality checks' filters
-            statements.append(
-                sql.SQL("create index if not exists {} on raw.{} ({})").format(
-                    sql.Identifier(f"{stream.table}{column}_idx"),
-                    sql.Identifier(stream.table),
-                    sql.Identifier(column),
-                )
-            )
+            statements.append(_raw_index(stream.table, column))
     return statements
+
+
+def _raw_index(table: str, column: str = "_loaded_at") -> sql.Composable:
+    return sql.SQL("create index if not exists {} on raw.{} ({})").format(
+        sql.Identifier(f"{table}{column}_idx"), sql.Identifier(table), sql.Identifier(column)
+    )
 
 
 def _create_table(

@@ -28,6 +28,15 @@
     ({{ previous }}.built_at is null or {{ column }} > {{ previous }}.built_at)
 {%- endmacro %}
 
+{#- loaded_since as a comparison with a scalar watermark (every row before a stamped build): a filter the
+    planner takes to raw's _loaded_at index through the staging views, where the cross join's `or` is a
+    scan. Needs the model's `previous_build` CTE. -#}
+{% macro loaded_after_previous_build(column) -%}
+    {{ column }} > (
+        select coalesce(built_at, cast('1900-01-01' as {{ dbt.type_timestamp() }})) from previous_build
+    )
+{%- endmacro %}
+
 {#- True for a timestamp that a window of `days` days ending at the as-of instant took in or left between
     the previous build's as-of and this one's (either direction): the customers holding such a row have
     window counts that changed although none of their data did. Bounds inclusive (a superset is safe). -#}

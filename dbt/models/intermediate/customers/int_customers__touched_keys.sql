@@ -32,20 +32,24 @@ orders as (
     select * from {{ ref('stg_shop__orders') }}
 ),
 
-{#- Orders whose rows (or lines, or products) changed since the previous build. -#}
+{#- Orders whose rows (or lines, or products) changed since the previous build. The shop staging views
+    are read by ref() in each branch, not through the `orders` CTE (a CTE read twice is materialised
+    whole), so the scalar watermark reaches raw's _loaded_at index: these reads follow the new rows. -#}
 changed_orders as (
-    select orders.order_id, orders.shop_customer_id
-    from orders
-    cross join previous_build
-    where {{ loaded_since('previous_build', 'orders._loaded_at') }}
+    select order_id, shop_customer_id
+    from {{ ref('stg_shop__orders') }}
+    where {{ loaded_after_previous_build('_loaded_at') }}
     union
     select orders.order_id, orders.shop_customer_id
     from {{ ref('stg_shop__order_items') }} as items
-    inner join orders using (order_id)
-    left join {{ ref('stg_shop__products') }} as products using (product_id)
-    cross join previous_build
-    where {{ loaded_since('previous_build', 'items._loaded_at') }}
-       or {{ loaded_since('previous_build', 'products._loaded_at') }}
+    inner join {{ ref('stg_shop__orders') }} as orders using (order_id)
+    where {{ loaded_after_previous_build('items._loaded_at') }}
+    union
+    select orders.order_id, orders.shop_customer_id
+    from {{ ref('stg_shop__products') }} as products
+    inner join {{ ref('stg_shop__order_items') }} as items using (product_id)
+    inner join {{ ref('stg_shop__orders') }} as orders using (order_id)
+    where {{ loaded_after_previous_build('products._loaded_at') }}
 ),
 
 touched_records as (
@@ -56,8 +60,7 @@ touched_records as (
     union
     select 'shop_customer_id', shop_customer_id
     from {{ ref('stg_shop__customers') }}
-    cross join previous_build
-    where {{ loaded_since('previous_build') }}
+    where {{ loaded_after_previous_build('_loaded_at') }}
     union
     select 'shop_customer_id', shop_customer_id from changed_orders
     union
