@@ -51,9 +51,12 @@ create table if not exists ml.customer_value (
     purchase_propensity_30d double precision check (purchase_propensity_30d between 0 and 1),
     top_categories text,
     model_version text not null,
-    scored_as_of timestamptz
+    scored_as_of timestamptz,
+    scored_at timestamptz not null default now()
 );
 alter table ml.customer_value add column if not exists scored_as_of timestamptz;
+alter table ml.customer_value add column if not exists scored_at timestamptz not null default now();
+create index if not exists customer_value_scored_at on ml.customer_value (scored_at);
 create table if not exists ml.customer_value_state (
     fitted_version text not null,
     inputs_built_until timestamptz
