@@ -174,6 +174,10 @@ class CLVConfig:
     backtest_holdout_days: int = 30
     """The backtest refits on everything before as-of - holdout and forecasts the holdout."""
     max_iter: int = 1_000
+    refit_every_days: int = 7
+    """Daily runs score the customers whose inputs were rebuilt against the stored fits (BG/NBD,
+    Gamma-Gamma, propensity model, category shares); a run refits them on everyone once the fit is this
+    old (and re-scores everyone: the others' day counts are as of their last scoring until then)."""
 
     def parameters(self) -> dict[str, Any]:
         return json_ready(asdict(self))

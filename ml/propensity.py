@@ -9,7 +9,7 @@ features at as_of. Nothing after a feature date ever enters its features."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -79,8 +79,10 @@ def behaviour_features(
     web_sessions: pd.DataFrame | None,
     at: pd.Timestamp,
     clv_config: CLVConfig,
+    bgnbd: clv.BGNBDParams | None | Literal["fit"] = "fit",
 ) -> pd.DataFrame:
-    """One row per key (index), every column from facts strictly up to `at`. Missing = no such event."""
+    """One row per key (index), every column from facts strictly up to `at`. Missing = no such event.
+    `bgnbd`: the purchase model behind the bgnbd_* columns ("fit": fitted on `orders` at `at`)."""
     index = pd.Index(pd.Series(customer_keys).drop_duplicates().sort_values(), name=KEY)
     at = pd.Timestamp(at)
     out = pd.DataFrame(index=index)
@@ -114,14 +116,18 @@ def behaviour_features(
             times, keys, at, 30, index, weights=sessions["page_views"].fillna(0).to_numpy(float)
         )
         out["days_since_last_session"] = _days_since(times, keys, at, index)
-    fit = fit_clv(past, at, clv_config)
-    if fit.bgnbd is not None:
-        summary = fit.summary.set_index(KEY).reindex(index)
+    if isinstance(bgnbd, str):  # "fit"
+        fit = fit_clv(past, at, clv_config)
+        bgnbd, summary = fit.bgnbd, fit.summary
+    elif bgnbd is not None:
+        summary = clv.repeat_purchase_summary(past, at)
+    if bgnbd is not None:
+        summary = summary.set_index(KEY).reindex(index)
         buyers = summary["frequency"].notna().to_numpy()
         x, t_x, T = (summary[c].to_numpy(float)[buyers] for c in ("frequency", "recency", "T"))
         for name, values in (
-            ("bgnbd_p_alive", clv.p_alive(fit.bgnbd, x, t_x, T)),
-            ("bgnbd_p_purchase", 1 - clv.p_no_purchase(fit.bgnbd, 30, x, t_x, T)),
+            ("bgnbd_p_alive", clv.p_alive(bgnbd, x, t_x, T)),
+            ("bgnbd_p_purchase", 1 - clv.p_no_purchase(bgnbd, 30, x, t_x, T)),
         ):
             out[name] = np.nan
             out.loc[buyers, name] = values
@@ -208,8 +214,10 @@ def run_propensity(
     as_of: pd.Timestamp,
     config: PropensityConfig,
     clv_config: CLVConfig,
+    serve: bool = True,
 ) -> PropensityResult:
-    """`orders`: completed orders with customer_key, ordered_at (UTC), order_total."""
+    """`orders`: completed orders with customer_key, ordered_at (UTC), order_total. `serve=False`: fit
+    and backtest only (`scores` stay null; score with `predict_propensity`)."""
     as_of = pd.Timestamp(as_of)
     w = pd.Timedelta(days=config.window_days)
     train_at, test_at = as_of - 2 * w, as_of - w
@@ -275,7 +283,20 @@ def run_propensity(
         np.vstack([train_x[used].to_numpy(float), test_x[used].to_numpy(float)]),
         np.concatenate([train_y, test_y]),
     )
-    now_x = behaviour_features(everyone.to_series(), orders, email_events, web_sessions, as_of, clv_config)
-    served = pd.DataFrame({KEY: everyone, "purchase_propensity_30d": _predict(config, final, now_x[used])})
+    served = empty
+    if serve:
+        now_x = behaviour_features(
+            everyone.to_series(), orders, email_events, web_sessions, as_of, clv_config
+        )
+        served = pd.DataFrame(
+            {KEY: everyone, "purchase_propensity_30d": _predict(config, final, now_x[used])}
+        )
     backtest_scores = pd.DataFrame({KEY: test_x.index, "label": test_y, **scores})
     return PropensityResult(OK, None, served, {**metrics, "status": OK}, backtest_scores, final)
+
+
+def predict_propensity(
+    model: HistGradientBoostingClassifier, used: list[str], features: pd.DataFrame, config: PropensityConfig
+) -> np.ndarray:
+    """P(order in the window) of a fitted model for `behaviour_features` rows (`used`: its columns)."""
+    return _predict(config, model, features[used])

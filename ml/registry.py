@@ -73,3 +73,21 @@ def json_ready(value: Any) -> Any:
     if isinstance(value, pd.Timestamp):
         return value.isoformat()
     return value
+
+
+def scheduled_refit_reason(
+    fitted_parameters: dict[str, Any],
+    parameters: dict[str, Any],
+    has_model: bool,
+    fitted_as_of: pd.Timestamp,
+    as_of: pd.Timestamp,
+    refit_every_days: int,
+) -> str | None:
+    """Why a model scored daily against its stored fit must be refitted now (None: score with it)."""
+    if fitted_parameters != parameters:
+        return "settings changed"
+    if not has_model:
+        return "no stored model"
+    if as_of - fitted_as_of >= pd.Timedelta(days=refit_every_days):
+        return f"fit older than {refit_every_days} days"
+    return None

@@ -20,7 +20,7 @@ from ml.config import MLConfig
 from ml.features import KEY
 from ml.pipeline import SEND_TIME_MODEL, SendTimeRun, send_time_parameters
 from ml.plots import send_time_heatmap
-from ml.registry import ModelRun, data_fingerprint, model_version
+from ml.registry import ModelRun, data_fingerprint, model_version, scheduled_refit_reason
 from ml.send_time import LEVELS, SendTimeModel, clean_timezones, next_send_slots, score_send_time
 from ml.send_time_stats import engagement_from_stats, stats_from_messages
 
@@ -42,13 +42,14 @@ def refit_reason(stored: StoredSendTime | None, config: MLConfig, as_of: pd.Time
     """Why this run refits on all engagement (None: score the changed customers against `stored`)."""
     if stored is None:
         return "no stored statistics"
-    if stored.parameters != send_time_parameters(config):
-        return "settings changed"
-    if stored.model is None:
-        return "no stored model"
-    if as_of - stored.fitted_as_of >= pd.Timedelta(days=config.send_time.refit_every_days):
-        return f"fit older than {config.send_time.refit_every_days} days"
-    return None
+    return scheduled_refit_reason(
+        stored.parameters,
+        send_time_parameters(config),
+        stored.model is not None,
+        stored.fitted_as_of,
+        as_of,
+        config.send_time.refit_every_days,
+    )
 
 
 def scored_inputs(customers: pd.DataFrame, segments: pd.DataFrame | None) -> pd.DataFrame:

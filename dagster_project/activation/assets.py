@@ -47,6 +47,11 @@ def sync_metadata(result: SyncResult, list_id: str, base_url: str) -> dict[str, 
             "status": dg.MetadataValue.text(result.status),
             "dry_run": dg.MetadataValue.bool(result.dry_run),
             "not_contactable_skipped": dg.MetadataValue.int(result.plan.not_contactable),
+            "diffed": dg.MetadataValue.text(
+                "every customer"
+                if result.plan.candidates is None
+                else f"{result.plan.candidates} changed customers (the others kept)"
+            ),
             "duration_s": dg.MetadataValue.float(round(result.duration_seconds, 3)),
             "destination": dg.MetadataValue.text(f"{result.destination} at {base_url}"),
             "list_id": dg.MetadataValue.text(list_id),

@@ -20,6 +20,7 @@ import orjson
 import psycopg
 import psycopg.types.json
 
+from dagster_project.activation import sync_scope
 from dagster_project.activation.client import (
     EspClient,
     EspError,
@@ -84,6 +85,10 @@ create table if not exists activation.esp_sync_log (
     failed integer, rejected integer, requests integer,
     error text
 );
+-- what the sync's diff read (sync_scope.py: the next sync diffs the customers built after it)
+alter table activation.esp_sync_log add column if not exists fields_version text;
+alter table activation.esp_sync_log add column if not exists inputs_until jsonb;
+alter table activation.esp_sync_log add column if not exists candidates integer;
 """
 
 
@@ -101,6 +106,11 @@ class SyncPlan:
     """Tokens of the emails Sendwise pushes (see privacy/field_crypto.py)."""
     stored_emails: dict[str, tuple[str, str]] = field(default_factory=dict)
     """customer_key -> (email token, ciphertext) of the profiles to send, for the sync state."""
+    fields_version: str = ""
+    inputs_until: dict[str, str] | None = None
+    """The newest build stamps read (the next sync diffs the customers built after them)."""
+    candidates: int | None = None
+    """Customers whose inputs changed since the last sync (None: every customer was diffed)."""
 
     @property
     def planned(self) -> int:
@@ -135,6 +145,7 @@ class SyncResult:
             "to_remove": len(self.plan.to_remove),
             "unchanged": self.plan.unchanged,
             "not_contactable": self.plan.not_contactable,
+            "candidates": self.plan.candidates,
             "added": self.added,
             "updated": self.updated,
             "removed": self.removed,
@@ -168,19 +179,43 @@ def _protect_legacy_state(conn: psycopg.Connection) -> None:
         )
 
 
-def desired_profiles_sql(conn: psycopg.Connection, marts_schema: str = "marts") -> str:
-    """One row per customer with an email: consent, and (for the contactable, one customer per email) the
-    fields Sendwise pushes as JSON with their hash, compared with the last confirmed hash in SQL.
-
-    The diff happens in Postgres so that an unchanged customer costs a tiny row, not a Python object.
-    ML tables are joined only when they exist (the sync still runs before the first ML run)."""
+def _present(conn: psycopg.Connection, marts_schema: str) -> tuple[dict[str, str], set[str]]:
     optional = {
         f"{marts_schema}.fct_customer_features": "f",
         "ml.customer_segments": "s",
         "ml.send_time_predictions": "t",
         "ml.customer_value": "v",
     }
-    present = {alias for table, alias in optional.items() if table_exists(conn, table)}
+    return optional, {alias for table, alias in optional.items() if table_exists(conn, table)}
+
+
+_NEXT_SEND_AT = """to_char(t.next_send_at_utc at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"')"""
+
+
+def daily_fields(conn: psycopg.Connection, marts_schema: str = "marts") -> dict[str, str]:
+    """The pushed properties from ML tables rewritten every run (no build stamp), as SQL over `s`/`t`."""
+    _, present = _present(conn, marts_schema)
+    fields = {}
+    if "s" in present:
+        fields |= {"sendwise_segment": "s.segment_name", "sendwise_segment_id": "s.segment_id"}
+    if "t" in present:
+        fields |= {
+            "sendwise_best_send_hour": "t.best_hour_of_week",
+            "sendwise_next_send_at": _NEXT_SEND_AT,
+            "sendwise_send_time_source": "t.source_level",
+            "sendwise_timezone": "t.timezone",
+        }
+    return fields
+
+
+def desired_profiles_sql(conn: psycopg.Connection, marts_schema: str = "marts", scoped: bool = False) -> str:
+    """One row per customer with an email: consent, and (for the contactable, one customer per email) the
+    fields Sendwise pushes as JSON with their hash, compared with the last confirmed hash in SQL.
+
+    The diff happens in Postgres so that an unchanged customer costs a tiny row, not a Python object.
+    ML tables are joined only when they exist (the sync still runs before the first ML run). `scoped`:
+    only the customers sharing an email with the candidates (sync_scope.py)."""
+    optional, present = _present(conn, marts_schema)
     joins = [
         f"left join {table} {alias} on {alias}.customer_key = c.customer_key"
         for table, alias in optional.items()
@@ -193,9 +228,7 @@ def desired_profiles_sql(conn: psycopg.Connection, marts_schema: str = "marts") 
     statuses = ", ".join(f"'{s}'" for s in NON_CONTACTABLE_STATUSES)
     lifetime_value = "coalesce(f.lifetime_value, c.lifetime_value)" if "f" in present else "c.lifetime_value"
     behavioural = column("f", f"to_jsonb({behavioural_segments_sql(affinity='v' in present)})")
-    next_send_at = column(
-        "t", """to_char(t.next_send_at_utc at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"')"""
-    )
+    next_send_at = column("t", _NEXT_SEND_AT)
     value_properties = _value_properties_sql() if "v" in present else "'{}'::jsonb"
     drifting = "array[" + ", ".join(f"'{name}'" for name in DRIFT_TOLERANCES) + "]"
     drifted = _drifted_sql("h.properties", "state.fields")
@@ -223,7 +256,7 @@ with customers as (
         ) || {value_properties} as properties
     from {marts_schema}.dim_customers c
     {chr(10).join(joins)}
-    where c.email is not null and trim(c.email) <> ''
+    where c.email is not null and trim(c.email) <> ''{_candidate_emails(marts_schema) if scoped else ""}
 ),
 
 pushed as (
@@ -271,6 +304,13 @@ select
     case when changed then properties end as properties
 from final
 """
+
+
+def _candidate_emails(marts_schema: str) -> str:
+    return (
+        f" and c.email in (select k.email from {marts_schema}.dim_customers k "
+        f"where k.customer_key in (select customer_key from {sync_scope.CANDIDATES}))"
+    )
 
 
 def behavioural_segments_sql(affinity: bool, features: str = "f", values: str = "v") -> str:
@@ -348,11 +388,21 @@ def plan_sync(
     pushed_emails = plan.pushed_emails
     psycopg.types.json.set_json_loads(orjson.loads, conn)  # 5x faster than json.loads on this path
     conn.execute("set local work_mem = '128MB'")  # the per-email window sorts in memory, not on disk
+    plan.fields_version = sync_scope.fields_version(desired_profiles_sql(conn, marts_schema))
+    plan.inputs_until = sync_scope.inputs_until(conn, marts_schema)
+    since = None
+    if not full_resync and plan.inputs_until is not None:
+        since = sync_scope.previous_inputs(conn, destination, list_id, plan.fields_version, plan.inputs_until)
+    if since is not None:
+        plan.candidates = sync_scope.create_candidates(
+            conn, destination, since, marts_schema, daily_fields(conn, marts_schema)
+        )
     rows = conn.execute(
-        desired_profiles_sql(conn, marts_schema),
+        desired_profiles_sql(conn, marts_schema, scoped=since is not None),
         {"list_id": list_id, "destination": destination, "full_resync": full_resync},
     )
     cipher = field_crypto.load_cipher()  # emails are decrypted only for the profiles sent
+    seen: set[str] = set()
     for (
         key,
         token,
@@ -366,6 +416,7 @@ def plan_sync(
         last,
         properties,
     ) in rows:
+        seen.add(key)
         if not contactable:
             plan.not_contactable += 1
             continue
@@ -381,7 +432,14 @@ def plan_sync(
         (plan.to_update if previous_hash else plan.to_add).append(record)
     plan.to_add.sort(key=lambda r: r.customer_key)  # stable batches: reruns resend the same groups
     plan.to_update.sort(key=lambda r: r.customer_key)
-    for key, (token, ciphertext) in load_state(conn, destination).items():
+    state = load_state(conn, destination)
+    if since is not None:  # synced customers not diffed keep what the ESP holds
+        candidates = sync_scope.candidate_keys(conn)
+        kept = {key for key in state if key not in seen and key not in candidates}
+        plan.unchanged += len(kept)
+        pushed_emails.update(state[key][0] for key in kept)
+        state = {key: value for key, value in state.items() if key not in kept}
+    for key, (token, ciphertext) in state.items():
         if key in plan.hashes:
             continue
         if token in pushed_emails:
@@ -465,7 +523,7 @@ def _finish_log(conn: psycopg.Connection, result: SyncResult, error: str | None 
         """
         update activation.esp_sync_log set status = %s, finished_at = now(), duration_seconds = %s,
           planned = %s, added = %s, updated = %s, unchanged = %s, removed = %s, failed = %s, rejected = %s,
-          requests = %s, error = %s
+          requests = %s, error = %s, fields_version = %s, inputs_until = %s, candidates = %s
         where run_id = %s
         """,
         (
@@ -480,6 +538,9 @@ def _finish_log(conn: psycopg.Connection, result: SyncResult, error: str | None 
             result.rejected,
             result.requests,
             error,
+            result.plan.fields_version,
+            None if result.plan.inputs_until is None else psycopg.types.json.Jsonb(result.plan.inputs_until),
+            result.plan.candidates,
             result.run_id,
         ),
     )

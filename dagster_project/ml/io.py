@@ -234,7 +234,7 @@ def copy_frame(conn: psycopg.Connection, table: str, frame: pd.DataFrame) -> Non
         copy.write(buffer.getvalue())
 
 
-def _upsert_run(conn: psycopg.Connection, run: ModelRun) -> None:
+def upsert_run(conn: psycopg.Connection, run: ModelRun) -> None:
     row = run.row()
     with conn.cursor() as cursor:
         cursor.execute(MODEL_RUNS_DDL)
@@ -250,7 +250,7 @@ def _upsert_run(conn: psycopg.Connection, run: ModelRun) -> None:
 def record_model_run(conn: psycopg.Connection, run: ModelRun) -> None:
     """Record a run that writes no table of its own (e.g. the CDNOW reproduction) in ml.model_runs."""
     with conn.transaction():
-        _upsert_run(conn, run)
+        upsert_run(conn, run)
 
 
 def write_segmentation(
@@ -273,7 +273,7 @@ def write_segmentation(
         copy_frame(conn, "ml.customer_segments", assignments)
         cursor.execute("delete from ml.segment_profiles where model_version = %s", (run.version,))
         copy_frame(conn, "ml.segment_profiles", profiles)
-        _upsert_run(conn, run)
+        upsert_run(conn, run)
 
 
 def write_send_times(conn: psycopg.Connection, run: ModelRun, predictions: pd.DataFrame) -> None:
@@ -289,7 +289,7 @@ def replace_model_table(
         cursor.execute(ddl)
         cursor.execute(f"truncate {table}")
         copy_frame(conn, table, rows)
-        _upsert_run(conn, run)
+        upsert_run(conn, run)
 
 
 def read_model_run(conn: psycopg.Connection, model: str, version: str) -> dict[str, Any] | None:

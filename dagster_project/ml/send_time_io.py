@@ -19,7 +19,7 @@ import pandas as pd
 import psycopg
 
 from dagster_project.ml import io
-from dagster_project.warehouse.connection import table_exists
+from dagster_project.warehouse.connection import has_column, table_exists
 from ml.config import MLConfig
 from ml.features import KEY
 from ml.pipeline import SEND_TIME_MODEL, SendTimeRun
@@ -54,13 +54,7 @@ MESSAGE_KEY = "coalesce(message_id, '~' || email_event_id)"
 
 def events_built_until(conn: psycopg.Connection) -> tuple[bool, pd.Timestamp | None]:
     """(whether fct_email_events has the build stamp, the newest stamp)."""
-    schema, table = EVENTS.split(".")
-    has = conn.execute(
-        "select count(*) > 0 from information_schema.columns "
-        "where table_schema = %s and table_name = %s and column_name = %s",
-        (schema, table, STAMP),
-    ).fetchone()[0]
-    if not has:
+    if not has_column(conn, EVENTS, STAMP):
         return False, None
     until = conn.execute(f"select max({STAMP}) from {EVENTS}").fetchone()[0]
     return True, None if until is None else pd.Timestamp(until).tz_convert("UTC")

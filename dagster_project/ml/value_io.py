@@ -1,21 +1,36 @@
 """Reading what the customer-value model needs (completed orders, customers, engagement, web sessions,
-the data's as-of) and writing ml.customer_value with its ml.model_runs row in one transaction."""
+the data's as-of) and writing ml.customer_value with its ml.model_runs row in one transaction.
+
+ml.customer_value_state names the fit in use and the newest `_built_at` of the stamped marts its rows
+were scored up to: a daily run reads and scores only the customers built after it (ml/value_refresh.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import joblib
 import pandas as pd
 import psycopg
 
 from dagster_project.ml.io import (
+    EMAIL_EVENT_COLUMNS,
+    EMAIL_EVENT_TYPES,
+    ENGAGEMENT,
     MARTS,
+    copy_frame,
     read_data_as_of,
     read_email_events,
     read_frame,
+    read_model_run,
     replace_model_table,
+    upsert_run,
 )
-from dagster_project.warehouse.connection import table_exists
+from dagster_project.warehouse.connection import has_column, table_exists
 from ml.affinity import campaign_value
+from ml.config import MLConfig
 from ml.registry import ModelRun
+from ml.value_pipeline import CUSTOMER_VALUE_MODEL, CustomerValueRun
+from ml.value_refresh import StoredValue, rescore_customer_value
 
 BANDS = "churn_risk_band in ('Low', 'Medium', 'High')"
 
@@ -35,45 +50,156 @@ create table if not exists ml.customer_value (
     avg_days_between_orders double precision,
     purchase_propensity_30d double precision check (purchase_propensity_30d between 0 and 1),
     top_categories text,
-    model_version text not null
+    model_version text not null,
+    scored_as_of timestamptz,
+    scored_at timestamptz not null default now()
+);
+alter table ml.customer_value add column if not exists scored_as_of timestamptz;
+alter table ml.customer_value add column if not exists scored_at timestamptz not null default now();
+create index if not exists customer_value_scored_at on ml.customer_value (scored_at);
+create table if not exists ml.customer_value_state (
+    fitted_version text not null,
+    inputs_built_until timestamptz
 )"""
+STATE = "ml.customer_value_state"
+STAMPED = (f"{MARTS}.dim_customers", "intermediate.int_customers__features")
+"""The tables whose `_built_at` says whose inputs were rebuilt (the features' touched keys cover orders,
+email and web events, window edges and key merges; the profile covers registration)."""
+SCOPE = "customer_value_scope"
 
 
-def read_completed_orders(conn: psycopg.Connection) -> pd.DataFrame:
+def _in_scope(scoped: bool, column: str = "customer_key") -> str:
+    """A filter to the customers of this run's scope table (daily runs), or nothing (a refit)."""
+    return f" and {column} in (select customer_key from {SCOPE})" if scoped else ""
+
+
+def read_completed_orders(conn: psycopg.Connection, scoped: bool = False) -> pd.DataFrame:
     return read_frame(
         conn,
         "select order_id, customer_key, ordered_at, order_total, categories "
-        f"from {MARTS}.fct_orders where is_completed and customer_key is not null and ordered_at is not null",
+        f"from {MARTS}.fct_orders where is_completed and customer_key is not null and ordered_at is not null"
+        + _in_scope(scoped),
         text_columns=("order_id", "customer_key", "categories"),
         time_columns=("ordered_at",),
     )
 
 
-def read_value_customers(conn: psycopg.Connection) -> pd.DataFrame:
+def read_value_customers(conn: psycopg.Connection, scoped: bool = False) -> pd.DataFrame:
     return read_frame(
         conn,
-        f"select customer_key, registered_at from {MARTS}.dim_customers order by customer_key",
+        f"select customer_key, registered_at from {MARTS}.dim_customers where true{_in_scope(scoped)} "
+        "order by customer_key",
         text_columns=("customer_key",),
         time_columns=("registered_at",),
     )
 
 
-def read_web_sessions(conn: psycopg.Connection) -> pd.DataFrame | None:
+def read_web_sessions(conn: psycopg.Connection, scoped: bool = False) -> pd.DataFrame | None:
     if not table_exists(conn, f"{MARTS}.fct_web_sessions"):
         return None
     return read_frame(
         conn,
         f"select customer_key, started_at, page_views from {MARTS}.fct_web_sessions "
-        "where customer_key is not null",
+        "where customer_key is not null" + _in_scope(scoped),
         text_columns=("customer_key",),
         time_columns=("started_at",),
     )
 
 
-def read_engagement(conn: psycopg.Connection) -> pd.DataFrame | None:
+def read_engagement(conn: psycopg.Connection, scoped: bool = False) -> pd.DataFrame | None:
     if not table_exists(conn, f"{MARTS}.fct_email_events"):
         return None
-    return read_email_events(conn)
+    if not scoped:
+        return read_email_events(conn)
+    return read_frame(
+        conn,
+        f"select {EMAIL_EVENT_COLUMNS} from {MARTS}.fct_email_events where {ENGAGEMENT}" + _in_scope(True),
+        **EMAIL_EVENT_TYPES,
+    )
+
+
+def inputs_built_until(conn: psycopg.Connection) -> tuple[bool, pd.Timestamp | None]:
+    """(whether both stamped tables carry `_built_at`, the newest stamp of either)."""
+    until = None
+    for table in STAMPED:
+        if not has_column(conn, table, "_built_at"):
+            return False, None
+        newest = conn.execute(f"select max(_built_at) from {table}").fetchone()[0]
+        if newest is not None:
+            newest = pd.Timestamp(newest).tz_convert("UTC")
+            until = newest if until is None else max(until, newest)
+    return True, until
+
+
+def read_stored(conn: psycopg.Connection, models_dir: Path) -> tuple[StoredValue | None, pd.Timestamp | None]:
+    """The fit in use with its record, and the stamp its rows were scored up to (None, None: none)."""
+    if not all(table_exists(conn, name) for name in ("ml.customer_value", STATE, "ml.model_runs")):
+        return None, None
+    row = conn.execute(f"select fitted_version, inputs_built_until from {STATE}").fetchone()
+    if row is None or row[1] is None:
+        return None, None
+    fit = read_model_run(conn, CUSTOMER_VALUE_MODEL, row[0])
+    if fit is None:
+        return None, None
+    path = models_dir / CUSTOMER_VALUE_MODEL / f"{row[0]}.joblib"
+    stored = StoredValue(
+        fitted_version=row[0],
+        fitted_as_of=pd.Timestamp(fit["data_snapshot"]["as_of"]),
+        parameters=fit["parameters"],
+        metrics=fit["metrics"],
+        artefact=joblib.load(path) if path.exists() else None,
+    )
+    return stored, pd.Timestamp(row[1]).tz_convert("UTC")
+
+
+def refresh(
+    conn: psycopg.Connection,
+    stored: StoredValue,
+    after: pd.Timestamp,
+    until: pd.Timestamp | None,
+    config: MLConfig,
+    as_of: pd.Timestamp,
+) -> CustomerValueRun:
+    """A daily run: the customers whose profile or features were built after `after` and those without a
+    row are scored with the stored fit (their rows replaced), the rows of customers gone are dropped."""
+    dims, features = STAMPED
+    with conn.transaction(), conn.cursor() as cursor:
+        cursor.execute("select pg_advisory_xact_lock(hashtext('ml.customer_value'))")
+        cursor.execute(
+            f"create temporary table {SCOPE} on commit drop as select d.customer_key from {dims} d "
+            f"where d._built_at > %(after)s or d.customer_key in (select customer_key from {features} "
+            "where _built_at > %(after)s) or not exists (select from ml.customer_value v "
+            "where v.customer_key = d.customer_key)",
+            {"after": after},
+        )
+        cursor.execute(f"analyze {SCOPE}")
+        customers = read_value_customers(conn, scoped=True)
+        run = rescore_customer_value(
+            stored,
+            customers,
+            read_completed_orders(conn, scoped=True),
+            read_engagement(conn, scoped=True),
+            read_web_sessions(conn, scoped=True),
+            as_of,
+            config,
+            {"inputs_built_until": None if until is None else until.isoformat()},
+        )
+        cursor.execute(
+            f"delete from ml.customer_value v where v.customer_key in (select customer_key from {SCOPE}) "
+            f"or not exists (select from {dims} d where d.customer_key = v.customer_key)"
+        )
+        run.run.data_snapshot["dropped_or_replaced_rows"] = cursor.rowcount
+        copy_frame(conn, "ml.customer_value", run.values)
+        run.run.metrics["customers"] = cursor.execute("select count(*) from ml.customer_value").fetchone()[0]
+        _write_state(conn, stored.fitted_version, until)
+        upsert_run(conn, run.run)
+    return run
+
+
+def _write_state(conn: psycopg.Connection, fitted_version: str, until: pd.Timestamp | None) -> None:
+    with conn.cursor() as cursor:
+        cursor.execute(f"truncate {STATE}")
+        cursor.execute(f"insert into {STATE} values (%s, %s)", (fitted_version, until))
 
 
 def read_as_of(conn: psycopg.Connection, orders: pd.DataFrame) -> pd.Timestamp:
@@ -85,8 +211,13 @@ def read_as_of(conn: psycopg.Connection, orders: pd.DataFrame) -> pd.Timestamp:
     return pd.Timestamp("1970-01-01", tz="UTC") if pd.isna(latest) else pd.Timestamp(latest)
 
 
-def write_customer_value(conn: psycopg.Connection, run: ModelRun, values: pd.DataFrame) -> None:
-    replace_model_table(conn, "ml.customer_value", CUSTOMER_VALUE_DDL, values, run)
+def write_customer_value(
+    conn: psycopg.Connection, run: ModelRun, values: pd.DataFrame, until: pd.Timestamp | None = None
+) -> None:
+    """After a refit: every row, and the fit in use scored up to `until` (None: the next run refits)."""
+    with conn.transaction():
+        replace_model_table(conn, "ml.customer_value", CUSTOMER_VALUE_DDL, values, run)
+        _write_state(conn, run.version, until)
 
 
 def campaign_value_by_audience(conn: psycopg.Connection, cost_per_send: float) -> pd.DataFrame | None:

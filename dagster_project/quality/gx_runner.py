@@ -198,10 +198,11 @@ class SuiteValidator:
         if spec.window_column:
             self._analyze_if_stale(spec)
         parameters, notes = self._parameters(spec, run_id)
-        # one validation of a new-rows suite at a time: its batch reads the watermark it set
+        since = None
+        # one validation of a new-rows suite at a time: it moves the suite's watermark
         with self._suite_lock(spec):
             if spec.new_rows_column:
-                scope = self._set_watermark(spec, full)
+                since, scope = self._set_watermark(spec, full)
                 table_level = (*_whole_table_kinds(spec), *LOAD_LOG_KINDS)
                 row_level = [e for e in spec.expectations if e.kind not in table_level and not e.whole_table]
                 notes.update({e.check: scope for e in row_level})
@@ -212,7 +213,7 @@ class SuiteValidator:
             quarantine_specs = [e for e in spec.expectations if e.kind in LOAD_LOG_KINDS]
             quarantine_note = self._quarantine_missing(spec) if quarantine_specs else None
             checkpoints = self._checkpoints(
-                spec, with_load_log=bool(quarantine_specs) and quarantine_note is None
+                spec, with_load_log=bool(quarantine_specs) and quarantine_note is None, since=since
             )
             by_check: dict[str, Any] = {}
             identifiers = []
@@ -228,7 +229,7 @@ class SuiteValidator:
         outcomes = []
         for expectation in spec.expectations:
             if expectation.check in by_check:
-                outcome = self._outcome(expectation, by_check[expectation.check], spec)
+                outcome = self._outcome(expectation, by_check[expectation.check], spec, since)
             else:
                 outcome = _missing(expectation, quarantine_note or "not evaluated")
                 if quarantine_note:
@@ -236,6 +237,8 @@ class SuiteValidator:
             if expectation.check in notes:
                 outcome.note = notes[expectation.check]
             outcomes.append(outcome)
+        if spec.new_rows_column:
+            self._passed_until(spec, outcomes)
         row_count = next(
             (
                 int(o.observed_value)
@@ -246,40 +249,47 @@ class SuiteValidator:
         )
         return self._finish(spec, run_id, validated_at, started, outcomes, row_count, identifiers, build_docs)
 
-    def _checkpoints(self, spec: SuiteSpec, with_load_log: bool) -> list:
-        """The suite's GX checkpoints, built from the YAML once per process and warehouse.
+    def _checkpoints(self, spec: SuiteSpec, with_load_log: bool, since: datetime | None = None) -> list:
+        """The suite's GX checkpoints, built from the YAML once per process, warehouse and watermark
+        (a new-rows batch names its watermark as a literal: a subquery would hide the value from the
+        planner, which then scans the table instead of using the stamp's index).
 
         One checkpoint for the table (offending values reported with the table's key columns) and,
         for extracted streams, one for the stream's loads in ops.load_log.
         """
-        cache_key = (spec.name, with_load_log)
+        cache_key = (spec.name, with_load_log, since)
         if cache_key in self._prepared:
             return self._prepared[cache_key]
         data_source = _data_source(self.context, self.warehouse_url)
         table_specs = [e for e in spec.expectations if e.kind not in LOAD_LOG_KINDS]
+        # a new watermark gets objects of its own name: GX rejects replacing ones a checkpoint uses
+        tag = "" if since is None else f"__{since.strftime('%Y%m%dT%H%M%S%f')}"
+        table = f"{spec.name}{tag}"
         batch = _batch_definition(
             data_source,
-            spec.name,
-            lambda: data_source.add_table_asset(spec.name, table_name=spec.table, schema_name=spec.schema),
+            table,
+            lambda: data_source.add_table_asset(table, table_name=spec.table, schema_name=spec.schema),
         )
         if spec.window_column or spec.new_rows_column:
             # Big event tables: row-level expectations and freshness on the newest partitions only
             # (what daily loads add or replace); upserted tables: on the rows loaded since the last
             # passing validation (the watermark). The row count (and then freshness) on the whole table.
-            window = f"{spec.name}__window"
+            window = f"{spec.name}__window{tag}"
             window_batch = _batch_definition(
-                data_source, window, lambda: data_source.add_query_asset(window, query=spec.row_level_sql)
+                data_source,
+                window,
+                lambda: data_source.add_query_asset(window, query=spec.row_level_sql(since)),
             )
             whole = _whole_table_kinds(spec)
             on_table = [e for e in table_specs if e.kind in whole or e.whole_table]
             parts = [
                 (window, window_batch, [e for e in table_specs if e not in on_table], spec.key),
-                (spec.name, batch, on_table, spec.key if any(e.whole_table for e in on_table) else ()),
+                (table, batch, on_table, spec.key if any(e.whole_table for e in on_table) else ()),
             ]
         else:
-            parts = [(spec.name, batch, table_specs, spec.key)]
+            parts = [(table, batch, table_specs, spec.key)]
         if with_load_log:
-            name = f"{spec.name}__load_log"
+            name = f"{spec.name}__load_log{tag}"
             batch = _batch_definition(
                 data_source,
                 name,
@@ -382,38 +392,86 @@ class SuiteValidator:
             finally:
                 conn.execute(sa.text("select pg_advisory_unlock(hashtext(:name))"), name)
 
-    def _set_watermark(self, spec: SuiteSpec, full: bool) -> str:
-        """Point the suite's new-rows batch at the rows loaded since its last passing validation, or at
-        every row; returns the scope. Loads that committed after that validation but started before it
-        (their rows carry their start time) move it back to their start: the suite's stream in
-        ops.load_log says which; a suite without a stream keeps an hour's margin."""
+    def _set_watermark(self, spec: SuiteSpec, full: bool) -> tuple[datetime | None, str]:
+        """The stamp after which the suite's rows are new (None: every row), and the scope in words.
+
+        The rows stamped after the newest stamp the last passing validation saw. A loaded stream:
+        loads that were running during that validation (committed after it, their rows carry their
+        start time) move it back to their start (ops.load_log says which). A built table (dbt model,
+        ML table; no stream) has one writer, so no row commits later with an older stamp."""
+        why = "full check" if full else "no passing validation yet"
         with self.engine.begin() as conn:
-            passed = conn.execute(
-                sa.text("select max(validated_at) from ops.validation_results "
-                        "where suite = :suite and failed_errors = 0"),
-                {"suite": spec.name},
-            ).scalar()  # fmt: skip
-            since = None if full or passed is None else self._new_rows_since(conn, spec, passed)
+            checked_until = since = None
+            if not self._has_stamp(conn, spec):  # built before the stamps existed: every row
+                why = f"{spec.stamp_table} has no {spec.new_rows_column}"
+            else:
+                passed_until = conn.execute(
+                    sa.text(f"select passed_until from {WATERMARKS_TABLE} where suite = :suite"),
+                    {"suite": spec.name},
+                ).scalar()  # fmt: skip
+                checked_until = conn.execute(
+                    sa.text(f'select max("{spec.new_rows_column}") from {spec.stamp_table}')
+                ).scalar()
+                if spec.quarantine_stream and not full:
+                    passed = conn.execute(
+                        sa.text("select max(validated_at) from ops.validation_results "
+                                "where suite = :suite and failed_errors = 0"),
+                        {"suite": spec.name},
+                    ).scalar()  # fmt: skip
+                    since = None if passed is None else self._new_rows_since(conn, spec, passed, passed_until)
+                elif not full:
+                    since = passed_until
             conn.execute(
-                sa.text(f"insert into {WATERMARKS_TABLE} (suite, since, set_at) values "
-                        "(:suite, coalesce(:since, '-infinity'::timestamptz), now()) on conflict (suite) "
-                        "do update set since = excluded.since, set_at = excluded.set_at"),
-                {"suite": spec.name, "since": since},
+                sa.text(f"insert into {WATERMARKS_TABLE} (suite, since, set_at, checked_until) values "
+                        "(:suite, coalesce(:since, '-infinity'::timestamptz), now(), :until) "
+                        "on conflict (suite) do update set since = excluded.since, set_at = excluded.set_at, "
+                        "checked_until = excluded.checked_until"),
+                {"suite": spec.name, "since": since, "until": checked_until},
             )  # fmt: skip
         if since is None:
-            return "every row (" + ("full check" if full else "no passing validation yet") + ")"
-        return f"rows loaded since {since.isoformat()} (the last passing validation; weekly: every row)"
+            return None, f"every row ({why})"
+        what = "loaded" if spec.quarantine_stream else "built"
+        scope = f"rows {what} since {since.isoformat()}"
+        return since, f"{scope} (the last passing validation; weekly: every row)"
 
-    def _new_rows_since(self, conn: sa.Connection, spec: SuiteSpec, passed: datetime) -> datetime:
+    @staticmethod
+    def _has_stamp(conn: sa.Connection, spec: SuiteSpec) -> bool:
+        schema, _, table = spec.stamp_table.partition(".")
+        return bool(
+            conn.execute(
+                sa.text("select count(*) > 0 from information_schema.columns "
+                        "where table_schema = :schema and table_name = :table and column_name = :column"),
+                {"schema": schema, "table": table, "column": spec.new_rows_column},
+            ).scalar()
+        )  # fmt: skip
+
+    def _passed_until(self, spec: SuiteSpec, outcomes: list[results.CheckOutcome]) -> None:
+        """After a validation of a built table without a failed error check: its rows are checked up
+        to the newest stamp it saw (a failure leaves the watermark, so the next run sees them again)."""
+        if any(not o.success and o.result_severity == "error" for o in outcomes):
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.text(f"update {WATERMARKS_TABLE} set passed_until = checked_until where suite = :suite"),
+                {"suite": spec.name},
+            )
+
+    def _new_rows_since(
+        self, conn: sa.Connection, spec: SuiteSpec, passed: datetime, passed_until: datetime | None
+    ) -> datetime:
+        """After the newest load stamp the last passing validation saw (`passed_until`; before it was
+        recorded: that validation's time), or before the start of a load still running then."""
         margin = timedelta(minutes=1)  # rows carry their transaction's start, a moment before the logged one
-        if not spec.quarantine_stream or not self._table_exists("ops", "load_log"):
+        if not self._table_exists("ops", "load_log"):
             return passed - timedelta(hours=1)
         overlapping = conn.execute(
             sa.text("select min(started_at) from ops.load_log "
                     "where stream = :stream and started_at < :passed and finished_at >= :passed"),
             {"stream": spec.quarantine_stream, "passed": passed},
         ).scalar()  # fmt: skip
-        return min(passed, overlapping or passed) - margin
+        if passed_until is None:
+            return min(passed, overlapping or passed) - margin
+        return passed_until if overlapping is None else min(passed_until, overlapping - margin)
 
     def _freshness_reference(self) -> tuple[datetime, str]:
         setting = self.settings.freshness_reference
@@ -474,7 +532,9 @@ class SuiteValidator:
             return f"source of {spec.quarantine_stream!r} absent: nothing loaded (ops.load_log status absent)"
         return f"no loads recorded for stream {spec.quarantine_stream!r} in ops.load_log"
 
-    def _outcome(self, expectation: ExpectationSpec, result, spec: SuiteSpec) -> results.CheckOutcome:
+    def _outcome(
+        self, expectation: ExpectationSpec, result, spec: SuiteSpec, since: datetime | None
+    ) -> results.CheckOutcome:
         body = result.result or {}
         observed = body.get("observed_value")
         unexpected_count = body.get("unexpected_count")
@@ -486,7 +546,7 @@ class SuiteValidator:
         if expectation.expect == "unexpected_rows":
             unexpected_count = observed
             if not result.success and observed:
-                sample = self._unexpected_rows_sample(expectation, spec)
+                sample = self._unexpected_rows_sample(expectation, spec, since)
         if observed is None and unexpected_count is not None:
             observed = f"{unexpected_count} of {body.get('element_count')} rows unexpected"
         sample = mask_sample(sample, column=expectation.kwargs.get("column"))  # shown in the UI and reports
@@ -507,10 +567,11 @@ class SuiteValidator:
             note=note,
         )
 
-    def _unexpected_rows_sample(self, expectation: ExpectationSpec, spec: SuiteSpec) -> list[dict[str, Any]]:
-        query = expectation.kwargs["unexpected_rows_query"].replace(
-            "{batch}", f"({spec.row_level_sql}) batch"
-        )
+    def _unexpected_rows_sample(
+        self, expectation: ExpectationSpec, spec: SuiteSpec, since: datetime | None
+    ) -> list[dict[str, Any]]:
+        table = spec.qualified_table if expectation.whole_table else spec.row_level_sql(since)
+        query = expectation.kwargs["unexpected_rows_query"].replace("{batch}", f"({table}) batch")
         with self.engine.connect() as conn:
             rows = conn.execute(sa.text(f"select * from ({query}) unexpected limit {SAMPLE_SIZE}")).mappings()
             return [_plain(dict(r)) for r in rows]
@@ -522,7 +583,7 @@ def _whole_table_kinds(spec: SuiteSpec) -> tuple[str, ...]:
 
 
 def _freshness_sql(spec: SuiteSpec) -> str:
-    return f"select * from {spec.qualified_table}" if spec.new_rows_column else spec.row_level_sql
+    return f"select * from {spec.qualified_table}" if spec.new_rows_column else spec.row_level_sql()
 
 
 def _load_log_query(stream: str | None) -> str:

@@ -50,6 +50,8 @@ create table if not exists ops.quality_watermarks (
     since timestamptz not null,
     set_at timestamptz not null
 );
+alter table ops.quality_watermarks add column if not exists checked_until timestamptz;
+alter table ops.quality_watermarks add column if not exists passed_until timestamptz;
 """
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +79,13 @@ class SuiteSpec:
     """Row-level checks look at the newest `window_days` values of this (indexed) date column only."""
     window_days: int | None = None
     new_rows_column: str | None = None
-    """Daily, row-level checks look only at rows whose load time (this column) is after the last
-    validation that passed (a watermark in ops.quality_watermarks); the weekly full run checks them all."""
+    """Daily, row-level checks look only at rows whose load or build time (this column) is after the
+    watermark in ops.quality_watermarks: for a loaded stream the last passing validation (moved back to
+    a load that overlapped it), for a built table the newest stamp the last passing validation saw; the
+    weekly full run checks them all."""
+    new_rows_table: str | None = None
+    """The table that carries `new_rows_column` when the guarded one does not (a view over it): the
+    rows whose key has a newer stamp there are the new rows."""
     source_file: Path = field(default=Path("."), compare=False)
 
     @property
@@ -87,11 +93,24 @@ class SuiteSpec:
         return f"{self.schema}.{self.table}"
 
     @property
-    def row_level_sql(self) -> str:
-        """What the row-level expectations validate: the whole table, or its newest window."""
+    def stamp_table(self) -> str:
+        """Where `new_rows_column` lives."""
+        return self.new_rows_table or self.qualified_table
+
+    def row_level_sql(self, since: datetime | None = None) -> str:
+        """What the row-level expectations validate: the whole table, its newest window, or its rows
+        stamped after `since` (a literal, so the planner can use the stamp's index; None: every row)."""
         if self.new_rows_column:
-            watermark = f"(select since from {WATERMARKS_TABLE} where suite = '{self.name}')"
-            return f'select * from {self.qualified_table} where "{self.new_rows_column}" > {watermark}'
+            if since is None:
+                return f"select * from {self.qualified_table}"
+            stamp = f"\"{self.new_rows_column}\" > timestamptz '{since.isoformat()}'"
+            if self.new_rows_table:
+                key = self.key[0]
+                return (
+                    f"select * from {self.qualified_table} where {key} in "
+                    f"(select {key} from {self.new_rows_table} where {stamp})"
+                )
+            return f"select * from {self.qualified_table} where {stamp}"
         if not self.window_column:
             return f"select * from {self.qualified_table}"
         column = f'"{self.window_column}"'
@@ -285,8 +304,18 @@ def _parse_suite(raw: dict[str, Any], path: Path) -> SuiteSpec:
         window_column=(raw.get("window") or {}).get("column"),
         window_days=(raw.get("window") or {}).get("days"),
         new_rows_column=(raw.get("new_rows") or {}).get("column"),
+        new_rows_table=_new_rows_table(raw),
         source_file=path,
     )
+
+
+def _new_rows_table(raw: dict[str, Any]) -> str | None:
+    table = (raw.get("new_rows") or {}).get("table")
+    if table is not None and len(raw.get("key", ())) != 1:
+        raise ValueError("new_rows with a table needs a key of one column (the join to that table)")
+    if table is not None and "." not in table:
+        raise ValueError(f"new_rows table must be schema.table, got {table!r}")
+    return table
 
 
 def _parse_expectation(item: dict[str, Any]) -> ExpectationSpec:

@@ -119,3 +119,13 @@ def ensure_schemas(url: str) -> None:
 def table_exists(conn: psycopg.Connection, qualified_name: str) -> bool:
     """Whether the table or view `schema.name` exists (on a psycopg connection)."""
     return conn.execute("select to_regclass(%s) is not null", (qualified_name,)).fetchone()[0]
+
+
+def has_column(conn: psycopg.Connection, qualified_name: str, column: str) -> bool:
+    """Whether the table or view `schema.name` has `column`."""
+    schema, table = qualified_name.split(".")
+    return conn.execute(
+        "select count(*) > 0 from information_schema.columns "
+        "where table_schema = %s and table_name = %s and column_name = %s",
+        (schema, table, column),
+    ).fetchone()[0]

@@ -110,8 +110,11 @@ select 'ck-' || g as customer_key, {sql_keyed_hash("'customer' || g || '@example
     case when g % 5 = 0 then 'unsubscribed' else 'subscribed' end as subscription_status,
     true as is_email_valid, g % 5 <> 0 as is_contactable, 'shop,esp' as source_systems,
     (array['HIGH', 'MEDIUM', 'LOW'])[1 + g % 3] as data_quality_level, 'esp-' || g as esp_profile_id,
-    g::text as shop_customer_id, null::text as crm_contact_id, (g % 40) * 12.5::numeric as lifetime_value
+    g::text as shop_customer_id, null::text as crm_contact_id, (g % 40) * 12.5::numeric as lifetime_value,
+    timestamptz '{ANCHOR}' as _built_at
 from generate_series(1, {customers}) g;
+create table intermediate.int_customers__features as
+select 'ck-' || g as customer_key, timestamptz '{ANCHOR}' as _built_at from generate_series(1, {customers}) g;
 
 create table marts.fct_customer_features as
 select 'ck-' || g as customer_key, case when g % 4 = 0 then null else g % 60 end as recency_days,
@@ -149,7 +152,7 @@ select 'ck-' || g as customer_key, (g % 40) * 12.5 as historic_clv, (g % 10) / 1
     (g % 10) / 4.0 as expected_purchases_365d, (g % 10) * 8.0 as predicted_clv,
     (g % 10) * 7.5 as predicted_clv_discounted, (g % 10) / 10.0 as churn_risk,
     case when g % 10 < 4 then 'Low' when g % 10 < 7 then 'Medium' else 'High' end as churn_risk_band,
-    (g % 7) / 10.0 as purchase_propensity_30d, 'value-v1' as model_version
+    (g % 7) / 10.0 as purchase_propensity_30d, 'value-v1' as model_version, now() as scored_at
 from generate_series(1, {customers}) g;
 """
 
