@@ -8,6 +8,17 @@
 {{ config(indexes=[{'columns': ['record_type', 'record_id']}]) }}
 {%- set stored = none if should_full_refresh() else adapter.get_relation(database=this.database, schema=this.schema, identifier='int_identity__observations') %}
 {%- set stored_values = adapter.get_relation(database=this.database, schema=this.schema, identifier='int_identity__protected_values') %}
+{#- The stored tables by name, not as CTEs: a CTE read several times is materialised whole (Postgres),
+    while each read here is an index lookup for the touched records. -#}
+{%- set string = dbt.type_string() %}
+{%- set stored_observations = stored if stored is not none else
+    '(select cast(null as ' ~ string ~ ') as source, cast(null as ' ~ string ~ ') as record_type, cast(null as '
+    ~ string ~ ') as record_id, cast(null as ' ~ string ~ ') as identifier_type, cast(null as ' ~ string
+    ~ ') as identifier_value where false)' %}
+{%- set stored_values = stored_values if stored is not none and stored_values is not none else
+    '(select cast(null as ' ~ string ~ ') as identifier_type, cast(null as ' ~ string ~ ') as identifier_value, cast(null as '
+    ~ dbt.type_boolean() ~ ') as is_valid_email, cast(null as ' ~ string ~ ') as email_without_at, cast(null as '
+    ~ string ~ ') as email_without_tld where false)' %}
 
 with previous_build as (
     {{ identity_previous_build() }}
@@ -27,31 +38,6 @@ esp_events as (
 
 web_events as (
     select * from {{ ref('stg_web__events') }}
-),
-
-stored_observations as (
-    {%- if stored is not none %}
-    select source, record_type, record_id, identifier_type, identifier_value from {{ stored }}
-    {%- else %}
-    select
-        cast(null as {{ dbt.type_string() }}) as source, cast(null as {{ dbt.type_string() }}) as record_type,
-        cast(null as {{ dbt.type_string() }}) as record_id, cast(null as {{ dbt.type_string() }}) as identifier_type,
-        cast(null as {{ dbt.type_string() }}) as identifier_value
-    where false
-    {%- endif %}
-),
-
-stored_values as (
-    {%- if stored is not none and stored_values is not none %}
-    select identifier_value, is_valid_email, email_without_at, email_without_tld
-    from {{ stored_values }}
-    where identifier_type = 'email'
-    {%- else %}
-    select
-        cast(null as {{ dbt.type_string() }}) as identifier_value, cast(null as {{ dbt.type_boolean() }}) as is_valid_email,
-        cast(null as {{ dbt.type_string() }}) as email_without_at, cast(null as {{ dbt.type_string() }}) as email_without_tld
-    where false
-    {%- endif %}
 ),
 
 {#- Each staged row loaded since the previous build: its record and the email token it carries. -#}
@@ -83,18 +69,18 @@ new_rows as (
     where (anonymous_id is not null or user_id is not null) and {{ loaded_since('previous_build', '_staged_at') }}
     {%- else %}
     select record_type, record_id, identifier_value as email, cast(null as jsonb) as email_facts
-    from stored_observations
+    from {{ stored_observations }} as stored
     {%- endif %}
 ),
 
 removed as (
     select stored.record_type, stored.record_id
-    from stored_observations as stored
+    from {{ stored_observations }} as stored
     left join crm on crm.crm_contact_id = stored.record_id
     where stored.source = 'crm' and stored.identifier_type = 'crm_contact_id' and crm.crm_contact_id is null
     union all
     select stored.record_type, stored.record_id
-    from stored_observations as stored
+    from {{ stored_observations }} as stored
     left join shop on shop.shop_customer_id = stored.record_id
     where stored.source = 'ecommerce' and stored.identifier_type = 'shop_customer_id'
       and shop.shop_customer_id is null
@@ -121,9 +107,10 @@ changed_emails as (
     where email is not null
     union
     select stored.identifier_value, coalesce(v.is_valid_email, false), v.email_without_at, v.email_without_tld
-    from stored_observations as stored
+    from {{ stored_observations }} as stored
     inner join touched using (record_type, record_id)
-    left join stored_values as v on v.identifier_value = stored.identifier_value
+    left join {{ stored_values }} as v
+        on v.identifier_type = 'email' and v.identifier_value = stored.identifier_value
     where stored.identifier_type = 'email'
 ),
 
@@ -139,19 +126,19 @@ related_emails as (
     select token from repair_keys
     union
     select v.identifier_value
-    from stored_values as v
+    from {{ stored_values }} as v
     inner join repair_keys on repair_keys.token = v.email_without_at
-    where v.is_valid_email
+    where v.identifier_type = 'email' and v.is_valid_email
     union
     select v.identifier_value
-    from stored_values as v
+    from {{ stored_values }} as v
     inner join repair_keys on repair_keys.token = v.email_without_tld
-    where v.is_valid_email
+    where v.identifier_type = 'email' and v.is_valid_email
 ),
 
 repair_holders as (
     select stored.record_type, stored.record_id
-    from stored_observations as stored
+    from {{ stored_observations }} as stored
     inner join related_emails on related_emails.token = stored.identifier_value
     where stored.identifier_type = 'email'
       and {{ 'true' if var('identity_repair_emails_from_evidence') else 'false' }}
@@ -174,7 +161,7 @@ completion_changes as (
         on completions.source = bare.source
         and completions.record_type = bare.record_type
         and completions.record_id = bare.record_id
-    left join stored_observations as stored
+    left join {{ stored_observations }} as stored
         on stored.source = bare.source
         and stored.record_type = bare.record_type
         and stored.record_id = bare.record_id
@@ -197,7 +184,7 @@ records as (
 final as (
     select records.record_type, records.record_id, stored.identifier_type, stored.identifier_value
     from records
-    left join stored_observations as stored using (record_type, record_id)
+    left join {{ stored_observations }} as stored using (record_type, record_id)
 )
 
 select * from final
