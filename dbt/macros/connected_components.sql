@@ -140,8 +140,10 @@
         select stored.identifier_type, stored.identifier_value
         from ' ~ this ~ ' as stored
         inner join stored_components using (component_id)') -%}
-    {%- do run_query('create index on ' ~ region ~ ' (identifier_type, identifier_value)') -%}
-    {%- do run_query('analyze ' ~ region) -%}
+    {%- if target.type == 'postgres' -%}
+        {%- do run_query('create index on ' ~ region ~ ' (identifier_type, identifier_value)') -%}
+        {%- do run_query('analyze ' ~ region) -%}
+    {%- endif -%}
     {{ return(region) }}
 {%- endmacro %}
 
