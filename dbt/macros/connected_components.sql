@@ -86,3 +86,77 @@
         drop table if exists {{ api.Relation.create(database=this.database, schema=this.schema, identifier=prefix ~ suffix) }};
     {% endfor -%}
 {%- endmacro %}
+
+{#- The part of the identity graph an incremental build of int_identity__components recomputes, as a work
+    table `<model>__region (identifier_type, identifier_value)`: the touched identifiers
+    (int_identity__touched_identifiers), the records holding an identifier whose usability changed (it
+    became excluded: a split; or usable again) and the identifiers of a record whose own node's did, and
+    every node of the stored components of all those. Returns the relation, or none when the build is not
+    incremental (or dbt only compiles). -#}
+{% macro component_region() -%}
+    {%- if not (execute and is_incremental() and flags.WHICH in ('run', 'build', 'retry')) -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set region = api.Relation.create(database=this.database, schema=this.schema, identifier=this.identifier ~ '__region') -%}
+    {%- set observations = ref('int_identity__observations') -%}
+    {%- do run_query('drop table if exists ' ~ region) -%}
+    {%- do run_query('create ' ~ ('unlogged' if target.type == 'postgres' else '') ~ ' table ' ~ region ~ ' as
+        with touched as (
+            select identifier_type, identifier_value from ' ~ ref('int_identity__touched_identifiers') ~ '
+        ),
+        usability_changed as (
+            select touched.identifier_type, touched.identifier_value
+            from touched
+            left join ' ~ ref('int_identity__identifier_checks') ~ ' as checks
+                on checks.identifier_type = touched.identifier_type
+                and checks.identifier_value = touched.identifier_value
+            left join ' ~ this ~ ' as stored
+                on stored.identifier_type = touched.identifier_type
+                and stored.identifier_value = touched.identifier_value
+            where (checks.identifier_type is not null and checks.excluded_reason is null)
+                <> (stored.node is not null)
+        ),
+        seeds as (
+            select identifier_type, identifier_value from touched
+            union
+            select o.record_type, o.record_id
+            from ' ~ observations ~ ' as o
+            inner join usability_changed as changed
+                on changed.identifier_type = o.identifier_type and changed.identifier_value = o.identifier_value
+            union
+            select o.identifier_type, o.identifier_value
+            from ' ~ observations ~ ' as o
+            inner join usability_changed as changed
+                on changed.identifier_type = o.record_type and changed.identifier_value = o.record_id
+        ),
+        stored_components as (
+            select distinct stored.component_id
+            from ' ~ this ~ ' as stored
+            inner join seeds
+                on seeds.identifier_type = stored.identifier_type and seeds.identifier_value = stored.identifier_value
+        )
+        select identifier_type, identifier_value from seeds
+        union
+        select stored.identifier_type, stored.identifier_value
+        from ' ~ this ~ ' as stored
+        inner join stored_components using (component_id)') -%}
+    {%- if target.type == 'postgres' -%}
+        {%- do run_query('create index on ' ~ region ~ ' (identifier_type, identifier_value)') -%}
+        {%- do run_query('analyze ' ~ region) -%}
+    {%- endif -%}
+    {{ return(region) }}
+{%- endmacro %}
+
+{#- Pre-hook of int_identity__components: an incremental build deletes the stored rows of its region
+    (component_region) before appending the region's components. -#}
+{% macro drop_component_region_rows() -%}
+    {%- if is_incremental() -%}
+    delete from {{ this }} as stored
+    where exists (
+        select 1 from {{ this.schema }}.{{ this.identifier }}__region as region
+        where region.identifier_type = stored.identifier_type and region.identifier_value = stored.identifier_value
+    )
+    {%- else -%}
+    select 1
+    {%- endif -%}
+{%- endmacro %}

@@ -1,10 +1,32 @@
 {#- One row per identifier with the reason, if any, it must not be used to merge people:
     blocked (built-in rules or the identity_blocklist seed), malformed, or shared by more source records of
     one kind than var identity_max_records_per_identifier (the over-merge guard; for anonymousIds: more
-    than one shop user or email, i.e. a shared device). Record ids themselves are never excluded. -#}
-with observations as not materialized (
+    than one shop user or email, i.e. a shared device). Record ids themselves are never excluded.
+    Incremental by identifier: a pre-hook deletes the rows of int_identity__touched_identifiers, the build
+    appends their checks recounted over all observations (index lookups). -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='append_new_columns',
+        pre_hook="{{ drop_touched_identity_rows('identifier') }}",
+        indexes=[{'columns': ['identifier_type', 'identifier_value'], 'unique': True}],
+    )
+}}
+-- depends_on: {{ ref('int_identity__touched_identifiers') }}
+
+{# `not materialized` (Postgres): the filters reach the index scans instead of a copy of the table. -#}
+with all_observations as not materialized (
     select * from {{ ref('int_identity__observations') }}
 ),
+
+{#- The observations of the identifiers checked in this build. -#}
+observations as not materialized (
+    select *
+    from all_observations as o
+    where {{ identity_identifier_touched('o.identifier_type', 'o.identifier_value') }}
+),
+
 
 blocklist as (
     select * from {{ ref('identity_blocklist') }}
@@ -37,7 +59,7 @@ ip_people as (
             other.identifier_type,
             count(distinct other.identifier_value) as people
         from observations as ip
-        inner join observations as other
+        inner join all_observations as other
             on other.record_type = 'anonymous_id'
             and other.record_id = ip.record_id
             and other.identifier_type in ('shop_customer_id', 'email')
@@ -70,7 +92,7 @@ sharing as (
             b.identifier_type,
             count(distinct b.identifier_value)
         from observations as a
-        inner join observations as b
+        inner join all_observations as b
             on a.record_type = 'anonymous_id'
             and b.record_type = 'anonymous_id'
             and a.record_id = b.record_id
@@ -128,7 +150,8 @@ final as (
                 and coalesce(s.max_records_of_one_kind, 1) > {{ var('identity_max_records_per_identifier') }}
                 then 'over-merge guard: shared by '
                     || s.max_records_of_one_kind || ' records of one source'
-        end as excluded_reason
+        end as excluded_reason,
+        {{ dbt.current_timestamp() }} as _built_at
     from identifiers as i
     left join sharing as s using (identifier_type, identifier_value)
     left join blocked as b using (identifier_type, identifier_value)

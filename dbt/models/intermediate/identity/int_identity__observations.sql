@@ -1,12 +1,26 @@
 {#- Every (source record, identifier) pair seen in the sources: the raw material of identity resolution.
     A record is a CRM contact, a shop customer, an ESP profile or a web anonymousId (with the userId and
-    identify-email it was seen with). -#}
+    identify-email it was seen with). Incremental by record: a pre-hook deletes the rows of the records in
+    int_identity__touched_records, the build appends what their staged rows give now. -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='append_new_columns',
+        pre_hook="{{ drop_touched_identity_rows('record') }}",
+        indexes=[{'columns': ['record_type', 'record_id']}, {'columns': ['identifier_type', 'identifier_value']}],
+    )
+}}
+-- depends_on: {{ ref('int_identity__touched_records') }}
+
 with crm as (
     select * from {{ ref('stg_crm__contacts') }}
+    where {{ identity_record_touched("'crm_contact_id'", 'crm_contact_id') }}
 ),
 
 shop as (
     select * from {{ ref('stg_shop__customers') }}
+    where {{ identity_record_touched("'shop_customer_id'", 'shop_customer_id') }}
 ),
 
 protected_values as (
@@ -21,7 +35,21 @@ esp as (
         max(event_at) as last_seen_at
     from {{ ref('stg_esp__events') }}
     where esp_profile_id is not null
+      and {{ identity_record_touched("'esp_profile_id'", 'esp_profile_id') }}
     group by 1, 2
+),
+
+{#- Two selects when incremental, so that each lookup uses its index (an OR of both would scan). -#}
+web_events as (
+    {%- if is_incremental() %}
+    select * from {{ ref('stg_web__events') }}
+    where {{ identity_record_touched("'anonymous_id'", 'anonymous_id') }}
+    union all
+    select * from {{ ref('stg_web__events') }}
+    where anonymous_id is null and {{ identity_record_touched("'shop_customer_id'", 'user_id') }}
+    {%- else %}
+    select * from {{ ref('stg_web__events') }}
+    {%- endif %}
 ),
 
 web as (
@@ -32,7 +60,7 @@ web as (
         traits_email,
         min(event_at) as first_seen_at,
         max(event_at) as last_seen_at
-    from {{ ref('stg_web__events') }}
+    from web_events
     where anonymous_id is not null or user_id is not null
     group by 1, 2, 3, 4
 ),
@@ -44,7 +72,7 @@ web_ips as (
         anonymous_id,
         ip,
         min(event_at) as first_seen_at
-    from {{ ref('stg_web__events') }}
+    from web_events
     where anonymous_id is not null
       and ip is not null
       and {{ 'true' if var('identity_link_by_ip') else 'false' }}
@@ -59,38 +87,20 @@ web_ips as (
     (phone_facts: international = written with "+" or "00"; national = token of a bare 10-digit number;
     national_numbers = tokens of an international number without 1, 2 or 3 calling-code digits). -#}
 phone_records as (
-    select 'crm' as source, 'crm_contact_id' as record_type, crm_contact_id as record_id,
-        phone, phone_facts, created_at as observed_at
-    from crm
-    where phone is not null
-    union all
-    select 'ecommerce', 'shop_customer_id', shop_customer_id, phone, phone_facts, created_at
-    from shop
-    where phone is not null
+    {{ identity_phone_records('crm', 'shop') }}
 ),
 
-international_phones as (
-    select distinct
-        phone,
-        jsonb_array_elements_text(phone_facts -> 'national_numbers') as national_number
-    from phone_records
-    where coalesce((phone_facts ->> 'international')::boolean, false)
+{#- The fully-qualified numbers a bare one may be: from every CRM contact and shop customer. -#}
+all_phone_records as (
+    {%- if is_incremental() %}
+    {{ identity_phone_records(ref('stg_crm__contacts'), ref('stg_shop__customers')) }}
+    {%- else %}
+    select * from phone_records
+    {%- endif %}
 ),
 
 national_phone_completions as (
-    select
-        bare.source,
-        bare.record_type,
-        bare.record_id,
-        min(international.phone) as phone,
-        min(bare.observed_at) as observed_at
-    from phone_records as bare
-    inner join international_phones as international
-        on international.national_number = bare.phone_facts ->> 'national'
-    where {{ 'true' if var('identity_complete_national_phones') else 'false' }}
-      and not coalesce((bare.phone_facts ->> 'international')::boolean, false)
-    group by 1, 2, 3
-    having count(distinct international.phone) = 1
+    {{ national_phone_completions('phone_records', 'all_phone_records') }}
 ),
 
 observations as (
@@ -155,20 +165,6 @@ emails as (
     where identifier_type = 'email' and identifier_value is not null
 ),
 
-{#- Equality joins on derived keys (the valid email without its "@", without its top-level domain), not a
-    pairwise comparison: the OR of both readings in one join condition forced a nested loop. -#}
-valid_emails as (  -- tokens: the loaders computed the without-"@" / without-TLD tokens
-    select
-        emails.email,
-        protected_values.email_without_at,
-        protected_values.email_without_tld
-    from emails
-    inner join protected_values
-        on protected_values.identifier_type = 'email' and protected_values.identifier_value = emails.email
-    where {{ 'true' if var('identity_repair_emails_from_evidence') else 'false' }}
-      and protected_values.is_valid_email
-),
-
 malformed_emails as (
     select emails.email, protected_values.has_at
     from emails
@@ -178,22 +174,42 @@ malformed_emails as (
       and not protected_values.is_valid_email
 ),
 
+{#- Equality joins on derived keys (the valid email without its "@", without its top-level domain), not a
+    pairwise comparison: the OR of both readings in one join condition forced a nested loop. Tokens: the
+    loaders computed the without-"@" / without-TLD tokens. -#}
 repair_candidates as (
-    select malformed.email as malformed_email, valid.email as valid_email
+    select malformed.email as malformed_email, valid.identifier_value as valid_email
     from malformed_emails as malformed
-    inner join valid_emails as valid on valid.email_without_at = malformed.email
+    inner join protected_values as valid
+        on valid.identifier_type = 'email' and valid.email_without_at = malformed.email
+    where valid.is_valid_email
     union
-    select malformed.email, valid.email
+    select malformed.email, valid.identifier_value
     from malformed_emails as malformed
-    inner join valid_emails as valid on valid.email_without_tld = malformed.email
-    where malformed.has_at
+    inner join protected_values as valid
+        on valid.identifier_type = 'email' and valid.email_without_tld = malformed.email
+    where valid.is_valid_email and malformed.has_at
+),
+
+{#- Evidence: the valid email is one of the data's, here or (incremental) in a record not rebuilt now
+    (the pre-hook left only those in the stored table). -#}
+evidenced_candidates as (
+    select candidates.*
+    from repair_candidates as candidates
+    where candidates.valid_email in (select email from emails)
+    {%- if is_incremental() %}
+       or exists (
+           select 1 from {{ this }} as stored
+           where stored.identifier_type = 'email' and stored.identifier_value = candidates.valid_email
+       )
+    {%- endif %}
 ),
 
 email_repairs as (
     select
         malformed_email,
         min(valid_email) as repaired_email
-    from repair_candidates
+    from evidenced_candidates
     group by 1
     having count(distinct valid_email) = 1
 ),
@@ -205,7 +221,8 @@ final as (
         o.record_id,
         o.identifier_type,
         coalesce(r.repaired_email, o.identifier_value) as identifier_value,
-        min(o.observed_at) as observed_at
+        min(o.observed_at) as observed_at,
+        {{ dbt.current_timestamp() }} as _built_at
     from observations as o
     left join email_repairs as r
         on o.identifier_type = 'email'

@@ -1,6 +1,9 @@
 {#- One row per email or phone token of the sources: what the loaders computed from the plaintext
     (ingestion/protection.py), since SQL only ever sees tokens. Any of a token's ciphertexts decrypts
     to the same normalised value. -#}
+{#- Built after int_identity__touched_records, which reads this table's previous version. -#}
+-- depends_on: {{ ref('int_identity__touched_records') }}
+{{ config(indexes=[{'columns': ['identifier_type', 'identifier_value']}]) }}
 with crm as (
     select * from {{ ref('stg_crm__contacts') }}
 ),

@@ -1,10 +1,14 @@
+{#- _loaded_at index: int_identity__touched_records finds the profiles of new events by it. -#}
 {{
     config(
         materialized='incremental',
         unique_key='event_id',
         incremental_strategy='append',
         on_schema_change='append_new_columns',
-        indexes=[{'columns': ['event_id'], 'unique': True}, {'columns': ['esp_profile_id', 'message_id']}],
+        indexes=[
+            {'columns': ['event_id'], 'unique': True}, {'columns': ['esp_profile_id', 'message_id']},
+            {'columns': ['_loaded_at']},
+        ],
     )
 }}
 

@@ -1,10 +1,14 @@
+{#- user_id, _staged_at / _loaded_at indexes: int_identity__touched_records and int_identity__observations look records up by them. -#}
 {{
     config(
         materialized='incremental',
         unique_key='message_id',
         incremental_strategy='append',
         on_schema_change='append_new_columns',
-        indexes=[{'columns': ['message_id'], 'unique': True}, {'columns': ['anonymous_id']}],
+        indexes=[
+            {'columns': ['message_id'], 'unique': True}, {'columns': ['anonymous_id']},
+            {'columns': ['user_id']}, {'columns': ['_staged_at']},
+        ],
     )
 }}
 
