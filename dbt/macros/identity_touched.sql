@@ -2,22 +2,8 @@
     incremental models, so a model whose build failed is caught up by the next run. Null when one is
     missing or unstamped (first build, a full refresh, a warehouse from before the stamps): then every
     record counts as touched. Read without ref(): these models are downstream of the touched records. -#}
-{% macro identity_previous_build(models=['int_identity__observations', 'int_identity__identifier_checks', 'int_identity__components']) -%}
-    {%- set stamped = [] -%}
-    {%- if execute and not should_full_refresh() -%}
-        {%- for name in models -%}
-            {%- set relation = adapter.get_relation(database=this.database, schema=this.schema, identifier=name) -%}
-            {%- if relation is not none and relation.type == 'table'
-                and '_built_at' in adapter.get_columns_in_relation(relation) | map(attribute='name') | list -%}
-                {%- do stamped.append(relation) -%}
-            {%- endif -%}
-        {%- endfor -%}
-    {%- endif -%}
-    {%- if stamped | length == models | length %}
-    select least({% for relation in stamped %}(select max(_built_at) from {{ relation }}){{ ', ' if not loop.last }}{% endfor %}) as built_at
-    {%- else %}
-    select cast(null as {{ dbt.type_timestamp() }}) as built_at
-    {%- endif %}
+{% macro identity_previous_build() -%}
+    {{ previous_build([('intermediate', 'int_identity__observations'), ('intermediate', 'int_identity__identifier_checks'), ('intermediate', 'int_identity__components')]) }}
 {%- endmacro %}
 
 {#- In an incremental identity model: true for the rows of records in int_identity__touched_records. -#}

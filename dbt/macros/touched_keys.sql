@@ -1,26 +1,32 @@
-{#- The build the incremental customer marts last completed: one row (built_at, as_of_at), the earliest
-    of their newest build stamps, so a mart whose build failed is caught up by the next one. Nulls when a
-    mart is missing or has no stamps yet (first build, or a warehouse from before the stamps): then every
-    key counts as touched. Read without ref(): the marts ref the touched keys, which must see the previous
-    build of the marts, not this one. -#}
-{% macro previous_mart_build(marts=[('marts', 'dim_customers'), ('intermediate', 'int_customers__features')]) -%}
+{#- The build a set of incremental models last completed: one row with, per stamp column (`_built_at`
+    -> built_at), the earliest of the models' newest stamps, so a model whose build failed is caught up by
+    the next run. Nulls when a model is missing or unstamped (first build, a full refresh, a warehouse from
+    before the stamps): then everything counts as touched. Read without ref(): the models are downstream of
+    the one asking, which must see their previous build, not this one. -#}
+{% macro previous_build(relations, columns=['_built_at']) -%}
     {%- set stamped = [] -%}
     {%- if execute and not should_full_refresh() -%}
-        {%- for schema, name in marts -%}
+        {%- for schema, name in relations -%}
             {%- set relation = adapter.get_relation(database=this.database, schema=schema, identifier=name) -%}
             {%- if relation is not none and relation.type == 'table'
                 and '_built_at' in adapter.get_columns_in_relation(relation) | map(attribute='name') | list -%}
                 {%- do stamped.append(relation) -%}
             {%- endif -%}
         {%- endfor -%}
-    {%- endif -%}
-    {%- if stamped | length == marts | length %}
-    select
-        least({% for relation in stamped %}(select max(_built_at) from {{ relation }}){{ ', ' if not loop.last }}{% endfor %}) as built_at,
-        least({% for relation in stamped %}(select max(_as_of_at) from {{ relation }}){{ ', ' if not loop.last }}{% endfor %}) as as_of_at
-    {%- else %}
-    select cast(null as {{ dbt.type_timestamp() }}) as built_at, cast(null as {{ dbt.type_timestamp() }}) as as_of_at
     {%- endif %}
+    select
+    {%- for column in columns %}
+        {% if stamped | length == relations | length -%}
+        least({% for relation in stamped %}(select max({{ column }}) from {{ relation }}){{ ', ' if not loop.last }}{% endfor %})
+        {%- else -%}
+        cast(null as {{ dbt.type_timestamp() }})
+        {%- endif %} as {{ column.lstrip('_') }}{{ ',' if not loop.last }}
+    {%- endfor %}
+{%- endmacro %}
+
+{#- The customer marts' previous build (built_at, as_of_at). -#}
+{% macro previous_mart_build() -%}
+    {{ previous_build([('marts', 'dim_customers'), ('intermediate', 'int_customers__features')], ['_built_at', '_as_of_at']) }}
 {%- endmacro %}
 
 {#- True for a staged row loaded after the previous build (`previous` has built_at; null: every row). -#}
