@@ -212,8 +212,9 @@ def _create_table(
     )
 
 
-def ensure_tables(conn: psycopg.Connection) -> None:
-    """Create the raw and ops tables if missing (serialised: assets may run in parallel)."""
+def ensure_tables(conn: psycopg.Connection) -> dict[str, int]:
+    """Create the raw and ops tables if missing (serialised: assets may run in parallel); returns the
+    rows of pre-encryption tables converted in place (empty once converted)."""
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext('sendwise.ingestion.ddl'))")
         conn.execute("create schema if not exists raw")
@@ -223,7 +224,9 @@ def ensure_tables(conn: psycopg.Connection) -> None:
         for statement in raw_ddl():
             conn.execute(statement)
     for table, rows in converted.items():
-        log.warning("raw.%s: %s plaintext emails/phones tokenised and encrypted in place (once)", table, rows)
+        if rows:
+            log.warning("raw.%s: %s plaintext emails/phones tokenised and encrypted in place", table, rows)
+    return converted
 
 
 @contextmanager

@@ -254,7 +254,9 @@ def _convert_web_traits(conn: psycopg.Connection) -> dict[str, int]:
         "create table if not exists ops.field_protection (table_name text primary key, "
         "converted_at timestamptz not null default now())"
     )
-    if conn.execute("select from ops.field_protection where table_name = 'web_events'").fetchone():
+    # `select 1`: a zero-column row is an empty tuple, which is falsy (every load rescanned the table)
+    marker = conn.execute("select 1 from ops.field_protection where table_name = 'web_events'").fetchone()
+    if marker is not None:
         return {}
     rows = conn.execute(
         "select distinct traits ->> 'email' from raw.web_events "

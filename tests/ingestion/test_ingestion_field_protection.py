@@ -104,8 +104,8 @@ def test_a_warehouse_loaded_before_field_encryption_is_converted_once(warehouse_
             ('{"email": "web@x.io", "plan": "pro"}',),
         )
     with loaders.connect(warehouse_url) as conn:
-        loaders.ensure_tables(conn)
-        loaders.ensure_tables(conn)  # a second run converts nothing twice
+        first = loaders.ensure_tables(conn)
+        again = loaders.ensure_tables(conn)  # converted once: a later load neither converts nor rescans
         cipher = field_crypto.load_cipher()
         rows = conn.execute(
             "select contact_id, email, email_encrypted, phone, phone_encrypted "
@@ -120,4 +120,5 @@ def test_a_warehouse_loaded_before_field_encryption_is_converted_once(warehouse_
         and cipher.decrypt(traits["w1"]["email_encrypted"]) == "web@x.io"
     )
     assert traits["w2"] == {}
+    assert first == {"crm_contacts": 2, "web_events": 1} and again == {}  # every crm row rewritten
     assert "ann@example.org" not in dump(warehouse_url) and "web@x.io" not in dump(warehouse_url)
