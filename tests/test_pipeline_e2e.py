@@ -7,11 +7,15 @@ that matters and send nothing to the ESP.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
+import msgpack
 import pytest
 import sqlalchemy as sa
 
 from dagster_project.cli import main as cli_main
+from dagster_project.dbt.project import DBT_PROJECT_DIR, PARTIAL_PARSE_FILE
 from dagster_project.settings import get_settings
 from dagster_project.warehouse.connection import create_engine
 
@@ -23,6 +27,12 @@ def _counts(url: str, tables: list[str]) -> dict[str, int]:
             return {t: conn.execute(sa.text(f"select count(*) from {t}")).scalar_one() for t in tables}
     finally:
         engine.dispose()
+
+
+def _profile_hash(partial_parse: Path) -> str:
+    """The profile checksum dbt stored in a partial-parse file (dbt re-parses everything when it differs)."""
+    state = msgpack.unpackb(partial_parse.read_bytes(), strict_map_key=False)
+    return state["state_check"]["profile_hash"]["checksum"]
 
 
 @pytest.fixture
@@ -84,6 +94,11 @@ def test_demo_pipeline_end_to_end_and_rerun(warehouse_url: str, shop_url: str, s
     after_first = _counts(warehouse_url, outputs)
     assert all(after_first[t] > 0 for t in outputs), after_first
     assert after_first["ml.customer_segments"] == after_first["marts.fct_customer_features"]
+
+    # the next run starts from this run's parse state, made with the warehouse's profile
+    (run_target,) = (DBT_PROJECT_DIR / "target").glob(f"sendwise_dbt-{first.run_ids[-1][:7]}-*")
+    kept = DBT_PROJECT_DIR / "target" / PARTIAL_PARSE_FILE
+    assert _profile_hash(kept) == _profile_hash(run_target / PARTIAL_PARSE_FILE)
 
     second = materialize_everything(settings, instance=instance, run_config={})
     assert second.success, second.message

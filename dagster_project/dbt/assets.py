@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
-from dagster_project.dbt.project import prepare_manifest, sendwise_dbt_project
+from dagster_project.dbt.project import keep_partial_parse, prepare_manifest, sendwise_dbt_project
 from dagster_project.dbt.translator import build_translator
 from dagster_project.warehouse.connection import dbt_env
 from dagster_project.warehouse.resource import WarehouseResource
@@ -44,4 +44,8 @@ def warehouse_environment(url: str) -> Iterator[None]:
 def sendwise_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     """`dbt build` of the selected models: staging, identity resolution, profiles, features, tests."""
     with warehouse_environment(warehouse.get_url()):
-        yield from dbt.cli(["build"], context=context).stream()
+        invocation = dbt.cli(["build"], context=context)
+        try:
+            yield from invocation.stream()
+        finally:
+            keep_partial_parse(invocation.target_path)

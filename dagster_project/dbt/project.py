@@ -9,6 +9,7 @@ concurrent-update guard dagster-dbt uses, and is called on import of `dagster_pr
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from dagster_project.settings import PROJECT_ROOT
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt"
 PROJECT_FILE_SUFFIXES = (".sql", ".yml", ".yaml", ".csv", ".md")
 PROJECT_SUBFOLDERS = ("models", "macros", "seeds", "snapshots", "tests", "analyses")
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 
 sendwise_dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
@@ -64,6 +66,26 @@ def prepare_manifest(project: DbtProject = sendwise_dbt_project, force: bool = F
     if force or manifest_is_stale(project):
         run_with_concurrent_update_guard(project.manifest_path, _parse, project=project)
     return project.manifest_path
+
+
+def keep_partial_parse(run_target: Path, project: DbtProject = sendwise_dbt_project) -> bool:
+    """Make a run's parse state the one the next run starts from (True if there was one to keep).
+
+    dagster-dbt gives each run its own target folder and seeds it with the project's
+    `partial_parse.msgpack`. That file comes from `prepare_manifest`'s parse, whose profile (no
+    warehouse yet: SENDWISE_PG_* unset) never equals a run's, so every run parsed the whole project
+    again ("Unable to do partial parsing because profile has changed": 9-14 s here). The run's own file
+    carries its warehouse's profile; dbt still re-parses whatever changed since (it stores file hashes).
+    """
+    source = run_target / PARTIAL_PARSE_FILE
+    if not source.exists():
+        return False
+    destination = Path(project.project_dir) / project.target_path / PARTIAL_PARSE_FILE
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    temporary = destination.with_name(f".{PARTIAL_PARSE_FILE}.{os.getpid()}")
+    shutil.copyfile(source, temporary)
+    os.replace(temporary, destination)  # atomic: a concurrent run copies the old file or the new one
+    return True
 
 
 def dbt_subprocess_env(warehouse_url: str) -> dict[str, str]:
