@@ -67,6 +67,7 @@ def finish(conn: psycopg.Connection, table: str, results: list[LoadResult]) -> d
     """The materialization of these loads, or, when a part failed, a dg.Failure naming each failed
     part and its first error line (raised after everything else was loaded), with the same metadata."""
     try:
+        loaders.refresh_statistics(conn, table, sum(r.written for r in results))
         metadata = load_metadata(conn, table, results)
     except psycopg.Error as error:  # e.g. the warehouse went away mid-run
         metadata = {"metadata_error": dg.MetadataValue.text(loaders.first_line(error))}

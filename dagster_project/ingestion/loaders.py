@@ -229,6 +229,28 @@ def ensure_tables(conn: psycopg.Connection) -> dict[str, int]:
     return converted
 
 
+ANALYZE_AFTER_ROWS = 1_000
+"""A load writing at least this many rows (or a tenth of the table) refreshes its statistics."""
+
+
+def refresh_statistics(conn: psycopg.Connection, table: str, written: int) -> bool:
+    """ANALYZE raw.`table` after a load that wrote many rows (True if it did).
+
+    The new rows' `_loaded_at` lies past the histogram of the last ANALYZE, so until autovacuum gets
+    to the table the planner estimates one row for "loaded since X". Seen at 100k customers: the GX
+    uniqueness query over a day's 82k new web events ran as a nested loop for 23-45 s instead of 1 s,
+    and dbt's incremental staging reads the same range. ANALYZE samples a fixed number of rows (about
+    1 s here at 750k events), so it costs the same whatever the table's size.
+    """
+    reltuples = conn.execute(
+        "select greatest(reltuples, 0) from pg_class where oid = to_regclass(%s)", (f"raw.{table}",)
+    ).fetchone()
+    if reltuples is None or written < min(ANALYZE_AFTER_ROWS, max(reltuples[0] / 10, 1)):
+        return False
+    conn.execute(sql.SQL("analyze {}").format(sql.Identifier("raw", table)))
+    return True
+
+
 @contextmanager
 def connect(url: str) -> Iterator[psycopg.Connection]:
     """An autocommit psycopg connection (each load opens its own transaction) dumping JSON with orjson."""
