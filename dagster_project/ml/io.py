@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import joblib
 import pandas as pd
@@ -21,6 +21,7 @@ from ml.registry import ModelRun
 from ml.segment_refresh import StoredSegmentation, stored_from_record
 
 MARTS = "marts"
+Stored = TypeVar("Stored")
 FEATURE_TEXT_COLUMNS = ("customer_key", "top_categories", "behavioural_segments")
 EMAIL_EVENT_COLUMNS = (
     "email_event_id, customer_key, event_type, event_at, message_id, delivered_at, is_machine_open"
@@ -303,6 +304,36 @@ def read_model_run(conn: psycopg.Connection, model: str, version: str) -> dict[s
     if row is None:
         return None
     return dict(zip(("parameters", "data_snapshot", "metrics", "created_at"), row, strict=True))
+
+
+def read_fit_in_use(
+    conn: psycopg.Connection,
+    models_dir: Path,
+    model: str,
+    state_table: str,
+    stamp_column: str,
+    tables: Sequence[str],
+    stored_type: Callable[..., Stored],
+) -> tuple[Stored | None, pd.Timestamp | None]:
+    """The fit daily runs score with, and the stamp its stored rows were computed up to.
+
+    `state_table` names the fit (columns fitted_version and `stamp_column`); `stored_type` is built from
+    its ml.model_runs record and joblib artefact as (version, as_of, parameters, metrics, artefact; None
+    when the file is gone). (None, None) when one of `tables`, the state or the record is missing.
+    """
+    if not all(table_exists(conn, name) for name in (*tables, state_table, "ml.model_runs")):
+        return None, None
+    row = conn.execute(f"select fitted_version, {stamp_column} from {state_table}").fetchone()
+    if row is None or row[1] is None:
+        return None, None
+    fit = read_model_run(conn, model, row[0])
+    if fit is None:
+        return None, None
+    path = models_dir / model / f"{row[0]}.joblib"
+    artefact = joblib.load(path) if path.exists() else None
+    as_of = pd.Timestamp(fit["data_snapshot"]["as_of"])
+    stored = stored_type(row[0], as_of, fit["parameters"], fit["metrics"], artefact)
+    return stored, pd.Timestamp(row[1]).tz_convert("UTC")
 
 
 def read_ground_truth(ground_truth_dir: Path) -> pd.DataFrame | None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-import joblib
 import pandas as pd
 import psycopg
 
@@ -64,23 +63,9 @@ def read_stored(
     conn: psycopg.Connection, models_dir: Path
 ) -> tuple[StoredSendTime | None, pd.Timestamp | None]:
     """The level model in use with its fit record, and the stamp read up to (None, None without stats)."""
-    if not all(table_exists(conn, name) for name in (MESSAGES, SCORED, STATE, "ml.model_runs")):
-        return None, None
-    row = conn.execute(f"select fitted_version, events_built_until from {STATE}").fetchone()
-    if row is None or row[1] is None:
-        return None, None
-    fit = io.read_model_run(conn, SEND_TIME_MODEL, row[0])
-    if fit is None:
-        return None, None
-    artefact = models_dir / SEND_TIME_MODEL / f"{row[0]}.joblib"
-    stored = StoredSendTime(
-        fitted_version=row[0],
-        fitted_as_of=pd.Timestamp(fit["data_snapshot"]["as_of"]),
-        parameters=fit["parameters"],
-        metrics=fit["metrics"],
-        model=joblib.load(artefact) if artefact.exists() else None,
+    return io.read_fit_in_use(
+        conn, models_dir, SEND_TIME_MODEL, STATE, "events_built_until", (MESSAGES, SCORED), StoredSendTime
     )
-    return stored, pd.Timestamp(row[1]).tz_convert("UTC")
 
 
 def read_predictions(conn: psycopg.Connection) -> pd.DataFrame:

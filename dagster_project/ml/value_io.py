@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import joblib
 import pandas as pd
 import psycopg
 
@@ -20,8 +19,8 @@ from dagster_project.ml.io import (
     copy_frame,
     read_data_as_of,
     read_email_events,
+    read_fit_in_use,
     read_frame,
-    read_model_run,
     replace_model_table,
     upsert_run,
 )
@@ -133,23 +132,10 @@ def inputs_built_until(conn: psycopg.Connection) -> tuple[bool, pd.Timestamp | N
 
 def read_stored(conn: psycopg.Connection, models_dir: Path) -> tuple[StoredValue | None, pd.Timestamp | None]:
     """The fit in use with its record, and the stamp its rows were scored up to (None, None: none)."""
-    if not all(table_exists(conn, name) for name in ("ml.customer_value", STATE, "ml.model_runs")):
-        return None, None
-    row = conn.execute(f"select fitted_version, inputs_built_until from {STATE}").fetchone()
-    if row is None or row[1] is None:
-        return None, None
-    fit = read_model_run(conn, CUSTOMER_VALUE_MODEL, row[0])
-    if fit is None:
-        return None, None
-    path = models_dir / CUSTOMER_VALUE_MODEL / f"{row[0]}.joblib"
-    stored = StoredValue(
-        fitted_version=row[0],
-        fitted_as_of=pd.Timestamp(fit["data_snapshot"]["as_of"]),
-        parameters=fit["parameters"],
-        metrics=fit["metrics"],
-        artefact=joblib.load(path) if path.exists() else None,
+    tables = ("ml.customer_value",)
+    return read_fit_in_use(
+        conn, models_dir, CUSTOMER_VALUE_MODEL, STATE, "inputs_built_until", tables, StoredValue
     )
-    return stored, pd.Timestamp(row[1]).tz_convert("UTC")
 
 
 def refresh(
