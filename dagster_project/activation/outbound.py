@@ -32,20 +32,15 @@ INVISIBLE = (
     "\u061c\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2066\u2067\u2068\u2069\ufeff"
 )
 WHITESPACE_LIKE = "\t\n\v\f\r\x85\u2028\u2029"
-_DROP = {ord(c): None for c in INVISIBLE}
-_SPACE = {ord(c): " " for c in WHITESPACE_LIKE}
+SPACE_LIKE = re.compile(f"[{WHITESPACE_LIKE}]")
 MANY_SPACES = re.compile(" {2,}")
 SIMPLE_EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+")
 
 
-def is_forbidden(character: str) -> bool:
-    """Characters `clean_text` never lets through: C0/C1 controls and DEL, lone surrogates, the
-    invisible ones above and line separators."""
-    return (
-        unicodedata.category(character) in ("Cc", "Cs")
-        or character in INVISIBLE
-        or character in WHITESPACE_LIKE
-    )
+# What `clean_text` never lets through: C0/C1 controls and DEL (Unicode category Cc is exactly
+# U+0000-001F and U+007F-009F), lone surrogates (Cs), the invisible characters and line separators. One
+# regex: testing each character's category in Python took 14 of the ESP sync's 34 s at 100k customers.
+FORBIDDEN = re.compile(f"[\x00-\x1f\x7f-\x9f\ud800-\udfff{INVISIBLE}{WHITESPACE_LIKE}]")
 
 
 def clean_text(value: str, max_length: int) -> str:
@@ -54,8 +49,7 @@ def clean_text(value: str, max_length: int) -> str:
     and lone surrogates dropped, runs of spaces collapsed, ends trimmed, NFC-normalised, then cut."""
     if len(value) > 4 * max_length + 64:
         value = value[: 4 * max_length + 64]  # bound the work first: what follows only shortens
-    text = ANSI_ESCAPE.sub("", value).translate(_SPACE).translate(_DROP)
-    text = "".join(c for c in text if not is_forbidden(c))
+    text = FORBIDDEN.sub("", SPACE_LIKE.sub(" ", ANSI_ESCAPE.sub("", value)))
     text = unicodedata.normalize("NFC", text)
     text = MANY_SPACES.sub(" ", text).strip()
     return text[:max_length].rstrip() if len(text) > max_length else text
@@ -94,7 +88,7 @@ def email_problem(email: str, limits: FieldLimits) -> str | None:
     would be another person."""
     if len(email) > limits.email:
         return f"email is {len(email)} characters; {limits.esp} takes at most {limits.email}"
-    if any(is_forbidden(c) or c.isspace() for c in email):
+    if FORBIDDEN.search(email) or any(c.isspace() for c in email):
         return "email contains control, invisible or space characters"
     if not SIMPLE_EMAIL.fullmatch(email):
         return f"invalid email address {clean_text(email, 80)!r}"
@@ -121,7 +115,7 @@ def sanitise_record(record: ProfileRecord, limits: FieldLimits) -> ProfileRecord
     if problem:
         return problem
     key = record.customer_key
-    if len(key) > limits.customer_key or any(is_forbidden(c) for c in key):
+    if len(key) > limits.customer_key or FORBIDDEN.search(key):
         return f"customer key unusable as an external id (control characters or over {limits.customer_key})"
     first, last = (
         clean_text(name, limits.name) if name is not None else None

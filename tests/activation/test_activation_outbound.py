@@ -10,8 +10,11 @@ from hypothesis import strategies as st
 
 from dagster_project.activation.client import ProfileRecord
 from dagster_project.activation.outbound import (
+    FORBIDDEN,
+    INVISIBLE,
     KLAVIYO_LIMITS,
     MAILCHIMP_LIMITS,
+    WHITESPACE_LIKE,
     clean_text,
     prepare_records,
     sanitise_record,
@@ -79,6 +82,18 @@ def test_every_field_of_a_sanitised_record_is_within_the_esps_limits(first, last
         for name, value in clean.properties.items():
             assert len(name) <= limits.property_name and visible_only(name)
             assert len(value) <= limits.text_property and visible_only(value)
+
+
+def test_the_forbidden_pattern_is_exactly_controls_surrogates_invisibles_and_line_breaks():
+    """Every code point: the one regex equals the definition by Unicode category."""
+    by_category = {
+        code
+        for code in range(0x110000)
+        if unicodedata.category(chr(code)) in ("Cc", "Cs") or chr(code) in INVISIBLE + WHITESPACE_LIKE
+    }
+    by_pattern = {code for code in range(0x110000) if FORBIDDEN.match(chr(code))}
+    assert by_pattern == by_category
+    assert len(by_category) == 65 + 2048 + len(INVISIBLE) + 2  # Cc, Cs, invisibles, U+2028/9 (the rest is Cc)
 
 
 def test_the_regression_corpus_of_issue_11():
