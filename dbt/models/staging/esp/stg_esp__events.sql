@@ -14,7 +14,7 @@
 
 with source as (
     select * from {{ source('esp', 'esp_events') }}
-    {{ new_events_only('event_id') }}
+    {{ new_events_only(source('esp', 'esp_events'), 'event_id') }}
 ),
 
 checked as (

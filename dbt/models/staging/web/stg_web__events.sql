@@ -1,4 +1,5 @@
-{#- user_id, _staged_at / _loaded_at indexes: int_identity__touched_records and int_identity__observations look records up by them. -#}
+{#- user_id, _staged_at / _loaded_at indexes: int_identity__touched_records and int_identity__observations look records up by them;
+    _loaded_at also answers new_events_only's max(_loaded_at) without reading the table. -#}
 {{
     config(
         materialized='incremental',
@@ -7,14 +8,14 @@
         on_schema_change='append_new_columns',
         indexes=[
             {'columns': ['message_id'], 'unique': True}, {'columns': ['anonymous_id']},
-            {'columns': ['user_id']}, {'columns': ['_staged_at']},
+            {'columns': ['user_id']}, {'columns': ['_staged_at']}, {'columns': ['_loaded_at']},
         ],
     )
 }}
 
 with source as (
     select * from {{ source('web', 'web_events') }}
-    {{ new_events_only('message_id') }}
+    {{ new_events_only(source('web', 'web_events'), 'message_id') }}
 ),
 
 checked as (
